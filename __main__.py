@@ -1,0 +1,16 @@
+"""Redis with Sentinel HA for one environment: validate config, build the release, export."""
+
+import pulumi
+
+from components import RedisSentinel, load_settings, read_pulumi_config
+
+settings = load_settings(read_pulumi_config())
+redis = RedisSentinel(settings.name, settings)
+
+pulumi.export("redis_url", redis.redis_url)
+pulumi.export("redis_password", redis.redis_password)
+pulumi.export("redis_host", redis.redis_host)
+pulumi.export("redis_port", redis.redis_port)
+pulumi.export("sentinel_hosts", redis.sentinel_hosts)
+pulumi.export("sentinel_master_name", redis.sentinel_master_name)
+pulumi.export("namespace", redis.namespace)

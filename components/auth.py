@@ -1,0 +1,19 @@
+"""The AUTH password: generation, rotation and the connection URL built from it."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+PASSWORD_LENGTH = 40
+PASSWORD_SPECIALS = "!*+-._~"
+"""Specials that need no quoting in redis.conf, HAProxy or sh, yet exercise URL encoding."""
+
+
+def redis_url(password: str, host: str, port: int, database: int = 0) -> str:
+    """``redis://:<password>@host:port/db`` with the password percent-encoded."""
+    return f"redis://:{quote(password, safe='')}@{host}:{port}/{database}"
+
+
+def password_resource_suffix(generation: int) -> str:
+    """Suffix of the RandomPassword of one generation; bumping the generation rotates."""
+    return f"password-v{generation}"

@@ -1,0 +1,67 @@
+"""Policy objects: disruption budgets and network policies."""
+
+from __future__ import annotations
+
+from .naming import PROXY_HEALTH_PORT, REDIS_PORT, SENTINEL_PORT, Names, selector_labels
+from .settings import RedisSettings
+from .workload import Json
+
+
+def disruption_budget_spec(names: Names, component: str) -> Json:
+    """At most one pod of a component voluntarily down at a time."""
+    return {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(names, component)}}
+
+
+def allowed_peers(settings: RedisSettings, names: Names) -> list[Json]:
+    """Who may open a connection: this release's pods, labelled clients, listed namespaces."""
+    peers: list[Json] = [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": names.release}}},
+        {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {settings.client_label: "true"}},
+        },
+    ]
+    if settings.allowed_namespaces:
+        peers.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": list(settings.allowed_namespaces),
+                        }
+                    ]
+                }
+            }
+        )
+    return peers
+
+
+def server_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
+    """Ingress to the Redis pods: 6379 and 26379 from allowed peers only."""
+    return {
+        "podSelector": {"matchLabels": selector_labels(names, "server")},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": allowed_peers(settings, names),
+                "ports": [
+                    {"protocol": "TCP", "port": REDIS_PORT},
+                    {"protocol": "TCP", "port": SENTINEL_PORT},
+                ],
+            }
+        ],
+    }
+
+
+def proxy_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
+    """Ingress to the HAProxy pods: 6379 from allowed peers; the health port from anywhere."""
+    return {
+        "podSelector": {"matchLabels": selector_labels(names, "proxy")},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {"from": allowed_peers(settings, names), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]},
+            {"ports": [{"protocol": "TCP", "port": PROXY_HEALTH_PORT}]},
+        ],
+    }

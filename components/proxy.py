@@ -1,0 +1,140 @@
+"""The HAProxy tier behind ``<name>-service`` that always routes to the current master.
+
+A server receives connections only while it answers ``role:master`` *and* a majority of the
+Sentinels name it master; anything else is refused, so a plain client is never routed to a
+replica, nor to an old master cut off from the Sentinels. Sessions to a server that stops being
+master are shut down, so clients reconnect to the new one instead of meeting READONLY.
+"""
+
+from __future__ import annotations
+
+from .naming import PROXY_HEALTH_PORT, REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
+from .settings import RedisSettings
+from .workload import Json, affinity, pod_security, restricted_container_security, secret_env, PASSWORD_KEY
+
+PROXY_UID = 99
+CHECK_INTERVAL = "1s"
+
+
+def _agreement_backend(ordinal: int) -> str:
+    return f"sentinels_agree_on_{ordinal}"
+
+
+def _agreed(ordinal: int) -> str:
+    return f"{{ srv_is_up(redis_master/redis-{ordinal}) }} {{ nbsrv({_agreement_backend(ordinal)}) ge QUORUM }}"
+
+
+def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
+    """haproxy.cfg; the password is read from ``REDIS_PASSWORD`` in the proxy's environment."""
+    ordinals = range(settings.replicas)
+    quorum = str(settings.sentinel_quorum)
+    routable = " || ".join(_agreed(i).replace("QUORUM", quorum) for i in ordinals)
+    out = [
+        "global",
+        "    log stdout format raw local0 notice",
+        "    maxconn 10000",
+        "    nbthread 1",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    log global",
+        "    option dontlognull",
+        "    timeout connect 2s",
+        "    timeout check 1s",
+        # Application connections idle for long stretches (pub/sub, pooled connections).
+        "    timeout client 24h",
+        "    timeout server 24h",
+        "",
+        "resolvers cluster",
+        "    parse-resolv-conf",
+        "    resolve_retries 3",
+        "    timeout resolve 1s",
+        "    timeout retry 1s",
+        "    hold valid 1s",
+        "    hold other 1s",
+        "    hold refused 1s",
+        "    hold nx 1s",
+        "    hold timeout 1s",
+        "    hold obsolete 1s",
+        "",
+        "frontend health",
+        "    mode http",
+        f"    bind :{PROXY_HEALTH_PORT}",
+        "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
+        "",
+        "frontend redis",
+        f"    bind :{REDIS_PORT}",
+        f"    tcp-request connection reject unless {routable}",
+        "    default_backend redis_master",
+        "",
+        "backend redis_master",
+        "    option tcp-check",
+        "    tcp-check connect",
+        '    tcp-check send "AUTH admin ${REDIS_PASSWORD}\\r\\n"',
+        "    tcp-check expect string +OK",
+        '    tcp-check send "INFO replication\\r\\n"',
+        "    tcp-check expect string role:master",
+        '    tcp-check send "QUIT\\r\\n"',
+        "    tcp-check expect string +OK",
+        f"    default-server check inter {CHECK_INTERVAL} fall 1 rise 1 resolvers cluster "
+        "init-addr none on-marked-down shutdown-sessions",
+    ]
+    out += [f"    use-server redis-{i} if {_agreed(i).replace('QUORUM', quorum)}" for i in ordinals]
+    out += [f"    server redis-{i} {names.pod_host(i)}:{REDIS_PORT}" for i in ordinals]
+    for i in ordinals:
+        out += [
+            "",
+            f"backend {_agreement_backend(i)}",
+            "    option tcp-check",
+            "    tcp-check connect",
+            '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
+            "    tcp-check expect string +OK",
+            f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {settings.master_set_name}\\r\\n"',
+            f"    tcp-check expect string {names.pod_host(i)}",
+            '    tcp-check send "QUIT\\r\\n"',
+            "    tcp-check expect string +OK",
+            f"    default-server check inter {CHECK_INTERVAL} fall 1 rise 1 resolvers cluster init-addr none",
+        ]
+        out += [f"    server sentinel-{j} {names.pod_host(j)}:{SENTINEL_PORT}" for j in ordinals]
+    return "\n".join(out) + "\n"
+
+
+def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str, str]) -> Json:
+    """The HAProxy Deployment spec; ``annotations`` go on the pod template (config checksum)."""
+    selector = selector_labels(names, "proxy")
+    labels = common_labels(names, "proxy", image_version(settings.proxy_image))
+    health = {"httpGet": {"path": "/healthz", "port": PROXY_HEALTH_PORT}, "periodSeconds": 5}
+    return {
+        "replicas": settings.proxy_replicas,
+        "selector": {"matchLabels": selector},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "template": {
+            "metadata": {"labels": labels, "annotations": annotations},
+            "spec": {
+                "serviceAccountName": names.service_account,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": pod_security(PROXY_UID),
+                "affinity": affinity(settings, selector),
+                "containers": [
+                    {
+                        "name": "haproxy",
+                        "image": settings.proxy_image,
+                        "imagePullPolicy": settings.image_pull_policy,
+                        "command": ["haproxy", "-db", "-f", "/config/haproxy.cfg"],
+                        "env": [secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY)],
+                        "ports": [
+                            {"name": "redis", "containerPort": REDIS_PORT},
+                            {"name": "health", "containerPort": PROXY_HEALTH_PORT},
+                        ],
+                        "resources": settings.resources["proxy"].as_kubernetes(),
+                        "securityContext": restricted_container_security(),
+                        "readinessProbe": {**health, "failureThreshold": 2},
+                        "livenessProbe": {**health, "failureThreshold": 6},
+                        "volumeMounts": [{"name": "config", "mountPath": "/config"}],
+                    }
+                ],
+                "volumes": [{"name": "config", "configMap": {"name": names.proxy_config_map}}],
+            },
+        },
+    }

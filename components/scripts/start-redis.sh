@@ -1,0 +1,72 @@
+#!/bin/sh
+# Starts redis-server as the master or as a replica of the master the Sentinels agree on.
+# When no Sentinel knows a master (first start of the set) the lowest ordinal becomes master,
+# unless another pod already is one. A pod never becomes master with a data directory that has
+# never held this set's data.
+set -eu
+# shellcheck source=lib.sh
+. /scripts/lib.sh
+
+DATA_DIR=/data/redis
+INITIALIZED=$DATA_DIR/.initialized
+# The revision in the config path shows in INFO server (config_file), which is how a master's
+# preStop tells updated replicas from ones still waiting for the rolling update.
+CONF_DIR=/run/redis/${REVISION:-unknown}
+CONF=$CONF_DIR/redis.conf
+
+mkdir -p "$DATA_DIR" "$CONF_DIR"
+
+master=$(sentinel_master "$SENTINEL_WAIT_SECONDS")
+if [ -z "$master" ]; then
+    master=$(peer_master)
+fi
+if [ -z "$master" ] && [ "$ORDINAL" = 0 ]; then
+    log "no Sentinel knows a master and no peer is one: starting as the first master"
+    master=$SELF
+elif [ -z "$master" ]; then
+    master=$(pod_host 0)
+    log "no Sentinel knows a master yet: replicating the first pod, $master"
+fi
+
+if [ "$master" = "$SELF" ] && [ ! -f "$INITIALIZED" ] && [ "$ORDINAL" != 0 ]; then
+    log "the Sentinels name this pod master but its data directory is new: refusing to serve an empty dataset"
+    exit 1
+fi
+
+umask 077
+{
+    cat /config/redis.conf
+    printf 'dir %s\n' "$DATA_DIR"
+    printf 'replica-announce-ip %s\n' "$SELF"
+    printf 'masteruser admin\n'
+    printf 'masterauth %s\n' "$REDIS_PASSWORD"
+    printf 'user default on %s %s\n' "$(acl_passwords)" "$CLIENT_ACL_RULES"
+    printf 'user admin on %s ~* &* +@all\n' "$(acl_passwords)"
+    if [ "$master" != "$SELF" ]; then
+        printf 'replicaof %s %s\n' "$master" "$REDIS_PORT"
+    fi
+} > "$CONF"
+touch "$INITIALIZED"
+
+if [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ]; then
+    # During a password rotation the pods that still run the old spec accept only the previous
+    # password; teach them the new one so replication and Sentinel keep working mid-roll.
+    hash=$(password_hash "$REDIS_PASSWORD")
+    i=0
+    while [ "$i" -lt "$REPLICAS" ]; do
+        if [ "$i" != "$ORDINAL" ]; then
+            peer=$(pod_host "$i")
+            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
+            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER admin "#$hash" >/dev/null || true
+            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD sentinel_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
+        fi
+        i=$((i + 1))
+    done
+fi
+
+if [ "$master" = "$SELF" ]; then
+    log "starting as master"
+else
+    log "starting as replica of $master"
+fi
+exec redis-server "$CONF"

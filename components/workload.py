@@ -1,0 +1,236 @@
+"""The Redis StatefulSet: one pod per replica with redis-server and a Sentinel sidecar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conf import SCRIPT_NAMES, client_acl_rules
+from .naming import REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
+from .settings import RedisSettings
+
+REDIS_UID = 999
+STALE_REPLICA_PRIORITY = 200
+SENTINEL_WAIT_SECONDS = 10
+"""How long a starting pod waits for a majority of Sentinels to say who the master is."""
+
+PASSWORD_KEY = "password"
+PREVIOUS_PASSWORD_KEY = "previous-password"
+
+Json = dict[str, Any]
+
+
+def restricted_container_security() -> Json:
+    """Container security context of the Pod Security Standard "restricted" profile."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security(uid: int) -> Json:
+    """Pod security context: a fixed non-root user whose group owns the volumes."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def secret_env(name: str, secret: str, key: str, optional: bool = False) -> Json:
+    """An environment variable read from a Secret, so no value lands in the pod spec."""
+    ref: Json = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def field_env(name: str, path: str) -> Json:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def affinity(settings: RedisSettings, labels: dict[str, str]) -> Json:
+    """Anti-affinity on the node, hard or soft, so one node loss costs one replica at most."""
+    term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    if settings.anti_affinity == "required":
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": term}
+            ]
+        }
+    }
+
+
+def zone_spread(labels: dict[str, str]) -> list[Json]:
+    """Spread over zones where nodes carry zone labels; a soft rule, so unlabelled nodes work."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": labels},
+        }
+    ]
+
+
+def _pod_env(settings: RedisSettings, names: Names) -> list[Json]:
+    return [
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("REVISION", "metadata.labels['controller-revision-hash']"),
+        {"name": "HEADLESS_SERVICE", "value": names.headless_service},
+        {"name": "CLUSTER_DOMAIN", "value": settings.cluster_domain},
+        {"name": "REPLICAS", "value": str(settings.replicas)},
+        {"name": "QUORUM", "value": str(settings.sentinel_quorum)},
+        {"name": "MASTER_SET", "value": settings.master_set_name},
+        {"name": "REDISCLI_HISTFILE", "value": "/dev/null"},
+        {"name": "PAUSE_MILLISECONDS", "value": str(pause_milliseconds(settings))},
+        secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
+        secret_env("REDIS_PREVIOUS_PASSWORD", names.secret, PREVIOUS_PASSWORD_KEY, optional=True),
+        secret_env("REDISCLI_AUTH", names.secret, PASSWORD_KEY),
+    ]
+
+
+def _exec_probe(mode: str, period: int, failures: int, timeout: int = 5) -> Json:
+    return {
+        "exec": {"command": ["sh", "/scripts/probe.sh", mode]},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def pause_milliseconds(settings: RedisSettings) -> int:
+    """How long the master's preStop pauses writes: the grace period less time to shut down."""
+    return (settings.termination_grace_period_seconds - 10) * 1000
+
+
+def redis_container(settings: RedisSettings, names: Names) -> Json:
+    env = _pod_env(settings, names) + [
+        {"name": "SENTINEL_WAIT_SECONDS", "value": str(SENTINEL_WAIT_SECONDS)},
+        {"name": "CLIENT_ACL_RULES", "value": client_acl_rules()},
+        {"name": "STALE_REPLICA_PRIORITY", "value": str(STALE_REPLICA_PRIORITY)},
+    ]
+    return {
+        "name": "redis",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["sh", "/scripts/start-redis.sh"],
+        "env": env,
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+        "resources": settings.resources["redis"].as_kubernetes(),
+        "securityContext": restricted_container_security(),
+        "startupProbe": _exec_probe("redis-live", period=2, failures=150),
+        "livenessProbe": _exec_probe("redis-live", period=10, failures=6),
+        "readinessProbe": {**_exec_probe("redis-ready", period=2, failures=2), "successThreshold": 1},
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "/scripts/prestop-redis.sh"]}}},
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "config", "mountPath": "/config"},
+            {"name": "scripts", "mountPath": "/scripts"},
+            {"name": "run", "mountPath": "/run/redis"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def sentinel_container(settings: RedisSettings, names: Names) -> Json:
+    return {
+        "name": "sentinel",
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["sh", "/scripts/start-sentinel.sh"],
+        "env": _pod_env(settings, names),
+        "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
+        "resources": settings.resources["sentinel"].as_kubernetes(),
+        "securityContext": restricted_container_security(),
+        "startupProbe": _exec_probe("sentinel-live", period=2, failures=150),
+        "livenessProbe": _exec_probe("sentinel-live", period=10, failures=6),
+        "readinessProbe": _exec_probe("sentinel-ready", period=5, failures=2),
+        # Keep this Sentinel up while the Redis container's preStop hands the master role over.
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "/scripts/prestop-sentinel.sh"]}}},
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "config", "mountPath": "/config"},
+            {"name": "scripts", "mountPath": "/scripts"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[str, str]) -> Json:
+    """The StatefulSet spec; ``annotations`` go on the pod template (config checksums)."""
+    selector = selector_labels(names, "server")
+    labels = common_labels(names, "server", image_version(settings.image))
+    return {
+        "replicas": settings.replicas,
+        "serviceName": names.headless_service,
+        # Parallel: after a full restart every pod must start to find the latest master; with
+        # OrderedReady pod 0 would wait for a master link before pod 1 may start.
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate"},
+        "persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": settings.pvc_retention_policy,
+            "whenScaled": settings.pvc_retention_policy,
+        },
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {"labels": labels, "annotations": annotations},
+            "spec": {
+                "serviceAccountName": names.service_account,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
+                "securityContext": pod_security(REDIS_UID),
+                "affinity": affinity(settings, selector),
+                "topologySpreadConstraints": zone_spread(selector),
+                "containers": [
+                    redis_container(settings, names),
+                    sentinel_container(settings, names),
+                ],
+                "volumes": [
+                    {
+                        "name": "config",
+                        "configMap": {
+                            "name": names.config_map,
+                            "items": [
+                                {"key": "redis.conf", "path": "redis.conf"},
+                                {"key": "sentinel.conf", "path": "sentinel.conf"},
+                            ],
+                        },
+                    },
+                    {
+                        "name": "scripts",
+                        "configMap": {
+                            "name": names.config_map,
+                            "defaultMode": 0o555,
+                            "items": [{"key": n, "path": n} for n in SCRIPT_NAMES],
+                        },
+                    },
+                    {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                ],
+            },
+        },
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data", "labels": selector},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": settings.storage_size}},
+                    **(
+                        {"storageClassName": settings.storage_class}
+                        if settings.storage_class
+                        else {}
+                    ),
+                },
+            }
+        ],
+    }

@@ -1,0 +1,106 @@
+"""Runs the Pulumi program under mocks and records every resource it registers."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = "sophia-redis"
+FAKE_PASSWORD = "Fake-Pa55word!*+_for.tests~0123456789abcd"
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """The config of ``Pulumi.<stack>.yaml`` as the engine hands it over: structured values
+    JSON-encoded, everything else a string."""
+    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+    config: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        config[key] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+@dataclass
+class Registered:
+    """One resource the program registered."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    options: Any
+
+
+@dataclass
+class Deployment:
+    """What one run of the program registered and exported."""
+
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    raw_outputs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)
+    """Resource options by resource name, as the program passed them."""
+
+    def of_type(self, resource_type: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == resource_type]
+
+    def one(self, resource_type: str, name: str | None = None) -> Registered:
+        matches = [
+            r for r in self.of_type(resource_type)
+            if name is None or r.inputs.get("metadata", {}).get("name") == name
+        ]
+        assert len(matches) == 1, f"expected one {resource_type} {name or ''}, found {len(matches)}"
+        return matches[0]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that echo inputs back as outputs and give RandomPassword a fixed result."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.deployment.resources.append(
+            Registered(args.typ, args.name, dict(args.inputs), getattr(args, "custom", None))
+        )
+        outputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = FAKE_PASSWORD
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
+    """Runs ``__main__.py`` with ``config`` under mocks; returns resources and stack outputs."""
+    deployment = Deployment()
+    pulumi.runtime.set_mocks(RecordingMocks(deployment), project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(dict(config))
+
+    exports = deployment.raw_outputs
+
+    def record_options(
+        args: pulumi.ResourceTransformationArgs,
+    ) -> pulumi.ResourceTransformationResult:
+        deployment.options[args.name] = args.opts
+        return pulumi.ResourceTransformationResult(args.props, args.opts)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        pulumi.runtime.register_stack_transformation(record_options)
+        original_export = pulumi.export
+        pulumi.export = lambda name, value: exports.__setitem__(name, value)  # type: ignore[assignment]
+        try:
+            runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = original_export
+        return pulumi.Output.all(**exports).apply(deployment.outputs.update)
+
+    program()
+    return deployment
