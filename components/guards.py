@@ -61,7 +61,10 @@ def proxy_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
         "podSelector": {"matchLabels": selector_labels(names, "proxy")},
         "policyTypes": ["Ingress"],
         "ingress": [
-            {"from": allowed_peers(settings, names), "ports": [{"protocol": "TCP", "port": REDIS_PORT}]},
+            {
+                "from": allowed_peers(settings, names),
+                "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+            },
             {"ports": [{"protocol": "TCP", "port": PROXY_HEALTH_PORT}]},
         ],
     }

@@ -8,27 +8,48 @@ master are shut down, so clients reconnect to the new one instead of meeting REA
 
 from __future__ import annotations
 
-from .naming import PROXY_HEALTH_PORT, REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
+from .naming import (
+    PROXY_HEALTH_PORT,
+    REDIS_PORT,
+    SENTINEL_PORT,
+    Names,
+    common_labels,
+    image_version,
+    selector_labels,
+)
 from .settings import RedisSettings
-from .workload import Json, affinity, pod_security, restricted_container_security, secret_env, PASSWORD_KEY
+from .workload import (
+    PASSWORD_KEY,
+    Json,
+    affinity,
+    pod_security,
+    restricted_container_security,
+    secret_env,
+)
 
 PROXY_UID = 99
-CHECK_INTERVAL = "1s"
+SERVER_DEFAULTS = "check inter 1s fall 1 rise 1 resolvers cluster init-addr none"
+"""Check every second, react to one result, resolve pod names through cluster DNS."""
 
 
 def _agreement_backend(ordinal: int) -> str:
     return f"sentinels_agree_on_{ordinal}"
 
 
-def _agreed(ordinal: int) -> str:
-    return f"{{ srv_is_up(redis_master/redis-{ordinal}) }} {{ nbsrv({_agreement_backend(ordinal)}) ge QUORUM }}"
+def _agreed(ordinal: int, quorum: int) -> str:
+    """ACL condition: server ``ordinal`` is up as master and ``quorum`` Sentinels name it."""
+    return (
+        f"{{ srv_is_up(redis_master/redis-{ordinal}) }} "
+        f"{{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"
+    )
 
 
 def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     """haproxy.cfg; the password is read from ``REDIS_PASSWORD`` in the proxy's environment."""
     ordinals = range(settings.replicas)
-    quorum = str(settings.sentinel_quorum)
-    routable = " || ".join(_agreed(i).replace("QUORUM", quorum) for i in ordinals)
+    master_set = settings.master_set_name
+    quorum = settings.sentinel_quorum
+    routable = " || ".join(_agreed(i, quorum) for i in ordinals)
     out = [
         "global",
         "    log stdout format raw local0 notice",
@@ -76,10 +97,9 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "    tcp-check expect string role:master",
         '    tcp-check send "QUIT\\r\\n"',
         "    tcp-check expect string +OK",
-        f"    default-server check inter {CHECK_INTERVAL} fall 1 rise 1 resolvers cluster "
-        "init-addr none on-marked-down shutdown-sessions",
+        f"    default-server {SERVER_DEFAULTS} on-marked-down shutdown-sessions",
     ]
-    out += [f"    use-server redis-{i} if {_agreed(i).replace('QUORUM', quorum)}" for i in ordinals]
+    out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
     out += [f"    server redis-{i} {names.pod_host(i)}:{REDIS_PORT}" for i in ordinals]
     for i in ordinals:
         out += [
@@ -89,11 +109,11 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             "    tcp-check connect",
             '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
             "    tcp-check expect string +OK",
-            f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {settings.master_set_name}\\r\\n"',
+            f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {master_set}\\r\\n"',
             f"    tcp-check expect string {names.pod_host(i)}",
             '    tcp-check send "QUIT\\r\\n"',
             "    tcp-check expect string +OK",
-            f"    default-server check inter {CHECK_INTERVAL} fall 1 rise 1 resolvers cluster init-addr none",
+            f"    default-server {SERVER_DEFAULTS}",
         ]
         out += [f"    server sentinel-{j} {names.pod_host(j)}:{SENTINEL_PORT}" for j in ordinals]
     return "\n".join(out) + "\n"
@@ -107,7 +127,10 @@ def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str
     return {
         "replicas": settings.proxy_replicas,
         "selector": {"matchLabels": selector},
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
         "template": {
             "metadata": {"labels": labels, "annotations": annotations},
             "spec": {

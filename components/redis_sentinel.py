@@ -172,7 +172,7 @@ class RedisSentinel(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=prerequisites + [secret, proxy_config_map, service_account],
+                depends_on=[*prerequisites, secret, proxy_config_map, service_account],
             ),
         )
         service = k8s.core.v1.Service(
@@ -253,6 +253,6 @@ class RedisSentinel(pulumi.ComponentResource):
             organization=settings.esc_organization,
             project=settings.esc_project,
             name=settings.esc_environment or pulumi.get_stack(),
-            yaml=pulumi.Output.secret(document).apply(pulumi.StringAsset),
+            yaml=document.apply(pulumi.StringAsset),
             opts=pulumi.ResourceOptions(parent=self),
         )

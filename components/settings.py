@@ -226,7 +226,8 @@ def _matching(pattern: re.Pattern[str]) -> Callable[[Any], str]:
 
 def _positive_quantity(value: Any) -> str:
     text = _as_str(value)
-    if parse_quantity(text) <= 0:
+    quantity = parse_quantity(text)
+    if quantity is None or quantity <= 0:
         raise ValueError
     return text
 
@@ -253,9 +254,7 @@ KEYS: dict[str, _Key] = {
         _one_of(RETENTION_POLICIES), "pvc_retention_policy", "Retain or Delete"
     ),
     "protect": _Key(_as_bool, "protect", "true or false"),
-    "resources": _Key(
-        _as_structured, "resources", "an object of roles redis/sentinel/proxy"
-    ),
+    "resources": _Key(_as_structured, "resources", "an object of roles redis/sentinel/proxy"),
     "maxmemory": _Key(
         _positive_quantity, "maxmemory_bytes", "a positive quantity below the Redis memory limit"
     ),
@@ -275,13 +274,9 @@ KEYS: dict[str, _Key] = {
     "minReplicasMaxLagSeconds": _Key(
         _as_int, "min_replicas_max_lag_seconds", "an integer from 1 to 60"
     ),
-    "antiAffinity": _Key(
-        _one_of(ANTI_AFFINITY_MODES), "anti_affinity", "required or preferred"
-    ),
+    "antiAffinity": _Key(_one_of(ANTI_AFFINITY_MODES), "anti_affinity", "required or preferred"),
     "proxyReplicas": _Key(_as_int, "proxy_replicas", "an integer of at least 1"),
-    "allowedNamespaces": _Key(
-        _as_string_list, "allowed_namespaces", "a list of namespace names"
-    ),
+    "allowedNamespaces": _Key(_as_string_list, "allowed_namespaces", "a list of namespace names"),
     "passwordGeneration": _Key(_as_int, "password_generation", "an integer of at least 1"),
     "clusterDomain": _Key(_as_str, "cluster_domain", "a DNS domain such as cluster.local"),
     "terminationGracePeriodSeconds": _Key(
@@ -423,9 +418,7 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
         600,
     )
     if settings.esc_publish and not settings.esc_organization:
-        problems.append(
-            f"{_key('escOrganization')}: required when {_key('escPublish')} is true"
-        )
+        problems.append(f"{_key('escOrganization')}: required when {_key('escPublish')} is true")
     if problems:
         raise ConfigError(problems)
     return replace(settings, sentinel_quorum=quorum, maxmemory_bytes=maxmemory or 0)

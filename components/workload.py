@@ -113,7 +113,8 @@ def pause_milliseconds(settings: RedisSettings) -> int:
 
 
 def redis_container(settings: RedisSettings, names: Names) -> Json:
-    env = _pod_env(settings, names) + [
+    env = [
+        *_pod_env(settings, names),
         {"name": "SENTINEL_WAIT_SECONDS", "value": str(SENTINEL_WAIT_SECONDS)},
         {"name": "CLIENT_ACL_RULES", "value": client_acl_rules()},
         {"name": "STALE_REPLICA_PRIORITY", "value": str(STALE_REPLICA_PRIORITY)},
@@ -129,7 +130,10 @@ def redis_container(settings: RedisSettings, names: Names) -> Json:
         "securityContext": restricted_container_security(),
         "startupProbe": _exec_probe("redis-live", period=2, failures=150),
         "livenessProbe": _exec_probe("redis-live", period=10, failures=6),
-        "readinessProbe": {**_exec_probe("redis-ready", period=2, failures=2), "successThreshold": 1},
+        "readinessProbe": {
+            **_exec_probe("redis-ready", period=2, failures=2),
+            "successThreshold": 1,
+        },
         "lifecycle": {"preStop": {"exec": {"command": ["sh", "/scripts/prestop-redis.sh"]}}},
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},

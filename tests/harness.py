@@ -10,6 +10,8 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "sophia-redis"
@@ -43,19 +45,31 @@ class Deployment:
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     raw_outputs: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)
-    """Resource options by resource name, as the program passed them."""
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    """Resource options by (type, name), as the program passed them."""
 
     def of_type(self, resource_type: str) -> list[Registered]:
         return [r for r in self.resources if r.type == resource_type]
 
     def one(self, resource_type: str, name: str | None = None) -> Registered:
         matches = [
-            r for r in self.of_type(resource_type)
+            r
+            for r in self.of_type(resource_type)
             if name is None or r.inputs.get("metadata", {}).get("name") == name
         ]
         assert len(matches) == 1, f"expected one {resource_type} {name or ''}, found {len(matches)}"
         return matches[0]
+
+
+def reveal(value: Any) -> Any:
+    """``value`` with the engine's secret wrappers replaced by what they wrap."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return reveal(value["value"])
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -66,21 +80,29 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.deployment.resources.append(
-            Registered(args.typ, args.name, dict(args.inputs), getattr(args, "custom", None))
+            Registered(
+                args.typ, args.name, reveal(dict(args.inputs)), getattr(args, "custom", None)
+            )
         )
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = FAKE_PASSWORD
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
     """Runs ``__main__.py`` with ``config`` under mocks; returns resources and stack outputs."""
     deployment = Deployment()
-    pulumi.runtime.set_mocks(RecordingMocks(deployment), project=PROJECT, stack=stack, preview=False)
+    # A fresh root stack per run, so stack transformations of earlier runs don't linger.
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(
+        RecordingMocks(deployment), project=PROJECT, stack=stack, preview=False
+    )
     pulumi.runtime.set_all_config(dict(config))
 
     exports = deployment.raw_outputs
@@ -88,14 +110,14 @@ def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
     def record_options(
         args: pulumi.ResourceTransformationArgs,
     ) -> pulumi.ResourceTransformationResult:
-        deployment.options[args.name] = args.opts
+        deployment.options[(args.type_, args.name)] = args.opts
         return pulumi.ResourceTransformationResult(args.props, args.opts)
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
         pulumi.runtime.register_stack_transformation(record_options)
         original_export = pulumi.export
-        pulumi.export = lambda name, value: exports.__setitem__(name, value)  # type: ignore[assignment]
+        pulumi.export = lambda name, value: exports.__setitem__(name, value)
         try:
             runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
         finally:

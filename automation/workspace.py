@@ -1,0 +1,93 @@
+"""A Pulumi workspace on this repository with a local file backend and passphrase secrets.
+
+The CLI and plugins come from the project's tool cache (``scripts/bootstrap-tools.sh``) unless
+a ``pulumi`` is already on PATH; the state lives in ``.pulumi-state/`` of the checkout, and the
+stack passphrase is generated once per machine into the cache, never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulumi import automation as auto
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = "sophia-redis"
+
+
+def cache_dir() -> Path:
+    """The tool cache shared by every checkout on this machine."""
+    return Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache" / "sophia-redis"))
+
+
+def kubeconfig() -> Path:
+    """Kubeconfig of the cluster the local stack deploys to."""
+    configured = os.environ.get("KUBECONFIG")
+    return Path(configured) if configured else cache_dir() / "cluster" / "kubeconfig"
+
+
+def passphrase_file() -> Path:
+    """The local stacks' passphrase, made on first use, readable by its owner only."""
+    path = cache_dir() / "pulumi-passphrase"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path
+
+
+class ToolsMissing(RuntimeError):
+    """The Pulumi CLI is neither in the tool cache nor on PATH."""
+
+
+def pulumi_root() -> Path:
+    """A directory whose ``bin/pulumi`` is the CLI to use."""
+    cached = cache_dir() / "bin" / "pulumi"
+    if cached.exists():
+        return cache_dir()
+    found = shutil.which("pulumi")
+    if found:
+        return Path(found).resolve().parent.parent
+    raise ToolsMissing("the pulumi CLI is not built yet: run 'make tools'")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where and how stacks of this project run."""
+
+    state_dir: Path = REPO / ".pulumi-state"
+
+    def env(self) -> dict[str, str]:
+        """Environment for the CLI: local backend, passphrase file, no plugin downloads."""
+        root = pulumi_root()
+        env = {
+            "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file()),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "KUBECONFIG": str(kubeconfig()),
+            "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        pulumi_home = cache_dir() / "pulumi-home"
+        if pulumi_home.exists():
+            env["PULUMI_HOME"] = str(pulumi_home)
+        return env
+
+    def stack(self, name: str) -> auto.Stack:
+        """Creates or selects stack ``name`` of this project."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        command = auto.PulumiCommand(root=str(pulumi_root()), skip_version_check=True)
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(REPO),
+            env_vars=env,
+            pulumi_home=env.get("PULUMI_HOME"),
+            secrets_provider="passphrase",
+            pulumi_command=command,
+        )
+        return auto.create_or_select_stack(stack_name=name, work_dir=str(REPO), opts=options)

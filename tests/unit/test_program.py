@@ -1,0 +1,323 @@
+"""The whole program under mocks, for every stack: objects, names, wiring, secrets, outputs."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+
+from tests.harness import FAKE_PASSWORD, Deployment, run_program, stack_config
+
+STS = "kubernetes:apps/v1:StatefulSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+ESC = "pulumiservice:index:Environment"
+
+STACKS = ["dev", "prod", "local"]
+
+
+@cache
+def deployed(stack: str) -> Deployment:
+    return run_program(stack_config(stack), stack)
+
+
+def deploy_with(stack: str, **overrides: str) -> Deployment:
+    config = {**stack_config(stack), **{f"redis:{k}": v for k, v in overrides.items()}}
+    return run_program(config, stack)
+
+
+def pod_spec(deployment: Deployment, resource_type: str = STS) -> dict[str, Any]:
+    spec: dict[str, Any] = deployment.one(resource_type).inputs["spec"]["template"]["spec"]
+    return spec
+
+
+def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_statefulset_shape(stack: str) -> None:
+    sts = deployed(stack).one(STS, "redis").inputs["spec"]
+    assert sts["replicas"] == 3
+    assert sts["serviceName"] == "redis-headless"
+    assert sts["podManagementPolicy"] == "Parallel"
+    assert [c["name"] for c in sts["template"]["spec"]["containers"]] == ["redis", "sentinel"]
+    claim = sts["volumeClaimTemplates"][0]
+    assert claim["metadata"]["name"] == "data"
+    expected_size = {"dev": "2Gi", "prod": "10Gi", "local": "1Gi"}[stack]
+    assert claim["spec"]["resources"]["requests"]["storage"] == expected_size
+
+
+def test_storage_class_and_retention() -> None:
+    assert (
+        deployed("local")
+        .one(STS)
+        .inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
+        == "local-path"
+    )
+    assert (
+        "storageClassName"
+        not in deployed("prod").one(STS).inputs["spec"]["volumeClaimTemplates"][0]["spec"]
+    )
+    for stack, policy in (("prod", "Retain"), ("dev", "Delete"), ("local", "Delete")):
+        retention = deployed(stack).one(STS).inputs["spec"]["persistentVolumeClaimRetentionPolicy"]
+        assert retention == {"whenDeleted": policy, "whenScaled": policy}
+
+
+def test_prod_statefulset_is_protected() -> None:
+    assert deployed("prod").options[(STS, "redis")].protect is True
+    assert not deployed("dev").options[(STS, "redis")].protect
+
+
+def test_volume_claim_change_orphans_pods_instead_of_deleting_them() -> None:
+    annotations = deployed("dev").one(STS).inputs["metadata"]["annotations"]
+    assert annotations["pulumi.com/deletionPropagationPolicy"] == "orphan"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("workload", [STS, DEPLOYMENT])
+def test_every_container_has_requests_and_limits(stack: str, workload: str) -> None:
+    for container in all_containers(pod_spec(deployed(stack), workload)):
+        resources = container["resources"]
+        for kind in ("requests", "limits"):
+            assert set(resources[kind]) == {"cpu", "memory"}, container["name"]
+
+
+def test_prod_redis_limits() -> None:
+    redis = pod_spec(deployed("prod"))["containers"][0]
+    assert redis["resources"]["limits"] == {"cpu": "2", "memory": "8Gi"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("workload", [STS, DEPLOYMENT])
+def test_restricted_security_context(stack: str, workload: str) -> None:
+    spec = pod_spec(deployed(stack), workload)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] > 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in all_containers(spec):
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["runAsNonRoot"] is True
+
+
+def test_service_account_mounts_no_token() -> None:
+    account = deployed("dev").one("kubernetes:core/v1:ServiceAccount")
+    assert account.inputs["automountServiceAccountToken"] is False
+
+
+def test_anti_affinity_required_in_prod_preferred_in_dev() -> None:
+    prod = pod_spec(deployed("prod"))["affinity"]["podAntiAffinity"]
+    dev = pod_spec(deployed("dev"))["affinity"]["podAntiAffinity"]
+    term = prod["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert "requiredDuringSchedulingIgnoredDuringExecution" not in dev
+    assert (
+        dev["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
+        == "kubernetes.io/hostname"
+    )
+    spread = pod_spec(deployed("prod"))["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_probes_on_redis_and_sentinel(stack: str) -> None:
+    for container in pod_spec(deployed(stack))["containers"]:
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command[:2] == ["sh", "/scripts/probe.sh"], (container["name"], probe)
+    redis, sentinel = pod_spec(deployed(stack))["containers"]
+    assert redis["readinessProbe"]["exec"]["command"][-1] == "redis-ready"
+    assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "/scripts/prestop-redis.sh"]
+    assert sentinel["lifecycle"]["preStop"]["exec"]["command"][-1] == "/scripts/prestop-sentinel.sh"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_password_reaches_pods_only_by_secret_reference(stack: str) -> None:
+    deployment = deployed(stack)
+    for workload in (STS, DEPLOYMENT):
+        for container in all_containers(pod_spec(deployment, workload)):
+            env = {e["name"]: e for e in container["env"]}
+            assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "redis-auth",
+                "key": "password",
+            }
+            for entry in container["env"]:
+                if any(word in entry["name"] for word in ("PASSWORD", "AUTH")):
+                    assert "value" not in entry, entry["name"]
+            assert "-a" not in container.get("command", []) + container.get("args", [])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_literal_password_outside_the_secret(stack: str) -> None:
+    deployment = deployed(stack)
+    for resource in deployment.resources:
+        if resource.type in (SECRET, PASSWORD, ESC):
+            continue
+        assert FAKE_PASSWORD not in json.dumps(resource.inputs, default=str), resource.name
+    secret = deployment.one(SECRET, "redis-auth")
+    assert secret.inputs["stringData"]["password"] == FAKE_PASSWORD
+
+
+def test_password_is_generated_long_enough() -> None:
+    (password,) = deployed("dev").of_type(PASSWORD)
+    assert password.inputs["length"] >= 32
+    assert password.name == "redis-password-v1"
+
+
+def test_rotation_keeps_the_previous_password_during_the_roll() -> None:
+    rotated = deploy_with("dev", passwordGeneration="2")
+    assert sorted(p.name for p in rotated.of_type(PASSWORD)) == [
+        "redis-password-v1",
+        "redis-password-v2",
+    ]
+    assert set(rotated.one(SECRET).inputs["stringData"]) == {"password", "previous-password"}
+    before = deployed("dev").one(STS).inputs["spec"]["template"]["metadata"]["annotations"]
+    after = rotated.one(STS).inputs["spec"]["template"]["metadata"]["annotations"]
+    assert before["checksum/auth"] != after["checksum/auth"], "rotation must roll the pods"
+    assert before["checksum/config"] == after["checksum/config"]
+
+
+def test_config_change_rolls_the_pods() -> None:
+    before = deployed("dev").one(STS).inputs["spec"]["template"]["metadata"]["annotations"]
+    after = (
+        deploy_with("dev", maxmemoryPolicy="allkeys-lru")
+        .one(STS)
+        .inputs["spec"]["template"]["metadata"]["annotations"]
+    )
+    assert before["checksum/config"] != after["checksum/config"]
+
+
+def test_config_map_holds_the_rendered_config() -> None:
+    data = deployed("prod").one(CONFIG_MAP, "redis-config").inputs["data"]
+    conf = data["redis.conf"]
+    assert "appendonly yes" in conf and "appendfsync everysec" in conf
+    assert f"maxmemory {6 * 1024**3}" in conf
+    assert "maxmemory-policy volatile-lru" in conf
+    assert "min-replicas-to-write 1" in conf
+    assert "repl-diskless-sync-delay 0" in conf
+    assert "sentinel down-after-milliseconds @MASTER_SET@ 2000" in data["sentinel.conf"]
+    assert data["start-redis.sh"].startswith("#!/bin/sh")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_services_have_the_names_clients_use(stack: str) -> None:
+    deployment = deployed(stack)
+    namespace = "sophia-ai-prod" if stack == "prod" else "sophia-ai-dev"
+    master = deployment.one(SERVICE, "redis-service").inputs
+    headless = deployment.one(SERVICE, "redis-headless").inputs
+    sentinel = deployment.one(SERVICE, "redis-sentinel").inputs
+    assert master["metadata"]["namespace"] == namespace
+    assert master["spec"]["ports"] == [
+        {"name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP"}
+    ]
+    assert master["spec"]["selector"]["app.kubernetes.io/component"] == "proxy"
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    assert sentinel["spec"]["ports"][0]["port"] == 26379
+
+
+def test_prod_uses_the_existing_namespace_and_never_owns_it() -> None:
+    assert not deployed("prod").of_type(NAMESPACE)
+    (namespace,) = deployed("dev").of_type(NAMESPACE)
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
+        "restricted"
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_disruption_budgets(stack: str) -> None:
+    budgets = deployed(stack).of_type(PDB)
+    assert len(budgets) == 2
+    assert all(b.inputs["spec"]["maxUnavailable"] == 1 for b in budgets)
+
+
+def test_network_policies_admit_release_pods_clients_and_listed_namespaces() -> None:
+    deployment = deploy_with("dev", allowedNamespaces='["tools", "chat"]')
+    server = deployment.one(NETPOL, "redis-server").inputs["spec"]
+    rule = server["ingress"][0]
+    assert {p["port"] for p in rule["ports"]} == {6379, 26379}
+    peers = rule["from"]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "redis"}}} in peers
+    assert {"namespaceSelector": {}, "podSelector": {"matchLabels": {"redis-client": "true"}}} in (
+        peers
+    )
+    listed = [p for p in peers if "matchExpressions" in p.get("namespaceSelector", {})]
+    assert listed[0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["tools", "chat"]
+    proxy = deployment.one(NETPOL, "redis-proxy").inputs["spec"]
+    assert proxy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 6379}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_recommended_labels_everywhere(stack: str) -> None:
+    for resource in deployed(stack).resources:
+        if not resource.type.startswith("kubernetes:"):
+            continue
+        labels = resource.inputs["metadata"]["labels"]
+        for key in ("name", "instance", "component", "version", "part-of", "managed-by"):
+            assert f"app.kubernetes.io/{key}" in labels, (resource.name, key)
+        assert resource.inputs["metadata"]["name"], resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_children_are_parented_and_named_after_the_component(stack: str) -> None:
+    deployment = deployed(stack)
+    for resource in deployment.resources:
+        if resource.type == "sophia:redis:RedisSentinel":
+            continue
+        assert resource.name.startswith("redis"), resource.name
+        assert deployment.options[(resource.type, resource.name)].parent is not None, resource.name
+
+
+def test_outputs_contract() -> None:
+    outputs = deployed("prod").outputs
+    assert outputs["redis_url"] == (
+        "redis://:Fake-Pa55word%21%2A%2B_for.tests~0123456789abcd"
+        "@redis-service.sophia-ai-prod.svc.cluster.local:6379/0"
+    )
+    assert outputs["redis_password"] == FAKE_PASSWORD
+    assert outputs["redis_host"] == "redis-service.sophia-ai-prod.svc.cluster.local"
+    assert outputs["redis_port"] == 6379
+    assert outputs["sentinel_master_name"] == "mymaster"
+    assert outputs["namespace"] == "sophia-ai-prod"
+    assert outputs["sentinel_hosts"] == [
+        f"redis-{i}.redis-headless.sophia-ai-prod.svc.cluster.local:26379" for i in range(3)
+    ]
+
+
+def test_url_and_password_outputs_are_secret() -> None:
+    from pulumi.runtime import test as runtime_test  # noqa: F401  (mocks already set)
+
+    raw = deployed("dev").raw_outputs
+    import asyncio
+
+    async def secrecy() -> dict[str, bool]:
+        return {name: await output.is_secret() for name, output in raw.items()}
+
+    loop = asyncio.new_event_loop()
+    try:
+        flags = loop.run_until_complete(secrecy())
+    finally:
+        loop.close()
+    assert flags["redis_url"] and flags["redis_password"]
+    assert not flags["redis_host"] and not flags["sentinel_hosts"] and not flags["namespace"]
+
+
+def test_esc_environment_is_published_where_configured() -> None:
+    environment = deployed("prod").one(ESC)
+    assert environment.inputs["organization"] == "sophia-ai"
+    assert environment.inputs["project"] == "redis"
+    assert environment.inputs["name"] == "prod"
+    assert not deployed("local").of_type(ESC)
