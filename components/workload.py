@@ -112,10 +112,18 @@ def pause_milliseconds(settings: RedisSettings) -> int:
     return (settings.termination_grace_period_seconds - 10) * 1000
 
 
+def failover_wait_seconds(settings: RedisSettings) -> int:
+    """How long a master that restarted before the Sentinels noticed waits for them to
+    promote a replica: detection, agreement and promotion, with margin."""
+    budget = 3 * settings.down_after_milliseconds + settings.failover_timeout_milliseconds
+    return budget // 1000 + 5
+
+
 def redis_container(settings: RedisSettings, names: Names) -> Json:
     env = [
         *_pod_env(settings, names),
         {"name": "SENTINEL_WAIT_SECONDS", "value": str(SENTINEL_WAIT_SECONDS)},
+        {"name": "FAILOVER_WAIT_SECONDS", "value": str(failover_wait_seconds(settings))},
         {"name": "CLIENT_ACL_RULES", "value": client_acl_rules()},
         {"name": "STALE_REPLICA_PRIORITY", "value": str(STALE_REPLICA_PRIORITY)},
     ]

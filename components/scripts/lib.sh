@@ -102,3 +102,22 @@ peer_master() {
         _i=$((_i + 1))
     done
 }
+
+# stranded_replicas: peers that replicated this pod, lost the link and still hold that data.
+# Their data is newer than anything this pod can reload from its AOF after a crash.
+stranded_replicas() {
+    _count=0
+    _i=0
+    while [ "$_i" -lt "$REPLICAS" ]; do
+        if [ "$_i" != "$ORDINAL" ]; then
+            _info=$(redis_cmd "$(pod_host "$_i")" INFO replication || true)
+            if [ "$(printf '%s\n' "$_info" | info_field master_host)" = "$SELF" ] &&
+                [ "$(printf '%s\n' "$_info" | info_field master_link_status)" = down ] &&
+                [ "$(printf '%s\n' "$_info" | info_field slave_repl_offset)" -gt 0 ] 2>/dev/null; then
+                _count=$((_count + 1))
+            fi
+        fi
+        _i=$((_i + 1))
+    done
+    echo "$_count"
+}

@@ -28,6 +28,22 @@ elif [ -z "$master" ]; then
     log "no Sentinel knows a master yet: replicating the first pod, $master"
 fi
 
+if [ "$master" = "$SELF" ] && [ "$(stranded_replicas)" -gt 0 ]; then
+    # This master crashed and came back before the Sentinels noticed. Its replicas hold writes
+    # its AOF may not (fsync every second): let the Sentinels promote one instead of wiping
+    # them with a full sync from this older copy.
+    log "restarted while still named master and replicas hold newer data: waiting for the failover"
+    deadline=$(($(date +%s) + FAILOVER_WAIT_SECONDS))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        sleep 1
+        named=$(sentinel_master 0)
+        if [ -n "$named" ] && [ "$named" != "$SELF" ]; then
+            master=$named
+            break
+        fi
+    done
+fi
+
 if [ "$master" = "$SELF" ] && [ ! -f "$INITIALIZED" ] && [ "$ORDINAL" != 0 ]; then
     log "the Sentinels name this pod master but its data directory is new: refusing to serve an empty dataset"
     exit 1

@@ -1,0 +1,60 @@
+"""What "healthy" means for the release, checked from inside its pods."""
+
+from __future__ import annotations
+
+from .kube import Kube
+
+
+def pods_ready(kube: Kube) -> list[str]:
+    pods = kube.json("get", "pods", "-l", "app.kubernetes.io/component=server")["items"]
+    ready = []
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        if conditions.get("Ready") == "True":
+            ready.append(pod["metadata"]["name"])
+    return sorted(ready)
+
+
+def sentinel_masters(kube: Kube, pods: list[str]) -> dict[str, str]:
+    """Each pod's Sentinel answer to GET-MASTER-ADDR-BY-NAME (host only)."""
+    views = {}
+    for pod in pods:
+        reply = kube.sentinel(pod, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster").split()
+        views[pod] = reply[0] if reply else ""
+    return views
+
+
+def masters_by_role(kube: Kube, pods: list[str]) -> list[str]:
+    """Pods whose Redis reports role:master."""
+    return [p for p in pods if "role:master" in kube.redis(p, "INFO", "replication")]
+
+
+def healthy(kube: Kube, replicas: int) -> str | None:
+    """The master's pod name when the release is fully healthy, else None."""
+    ready = pods_ready(kube)
+    if len(ready) != replicas:
+        return None
+    views = set(sentinel_masters(kube, ready).values())
+    if len(views) != 1 or "" in views:
+        return None
+    (host,) = views
+    master_pod = host.split(".", 1)[0]
+    if masters_by_role(kube, ready) != [master_pod]:
+        return None
+    info = kube.redis(master_pod, "INFO", "replication")
+    if f"connected_slaves:{replicas - 1}" not in info:
+        return None
+    for pod in ready:
+        if not kube.sentinel(pod, "SENTINEL", "CKQUORUM", "mymaster").startswith("OK"):
+            return None
+    return master_pod
+
+
+def wait_healthy(kube: Kube, replicas: int = 3, timeout: float = 240) -> str:
+    """Waits until exactly one master, agreed by every Sentinel, has all its replicas."""
+    master: str = kube.wait_for(
+        f"{replicas} ready pods with one agreed master", lambda: healthy(kube, replicas), timeout
+    )
+    return master

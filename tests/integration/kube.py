@@ -1,0 +1,120 @@
+"""Small helpers over kubectl and containerd for the integration tests (run as root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automation.workspace import cache_dir, kubeconfig
+
+CLIENT_POD = "redis-client"
+CLIENT_IMAGE = "localhost/sophia/redis-client:7.0"
+
+
+def kubectl_path() -> str:
+    cached = cache_dir() / "bin" / "kubectl"
+    if cached.exists():
+        return str(cached)
+    found = shutil.which("kubectl")
+    if not found:
+        raise AssertionError("kubectl is missing: run 'make cluster-build'")
+    return found
+
+
+def kube_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig()),
+        "PATH": f"{cache_dir() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+@dataclass(frozen=True)
+class Kube:
+    """kubectl bound to one namespace of the local cluster."""
+
+    namespace: str
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [kubectl_path(), "-n", self.namespace, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=kube_env(),
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def exec(
+        self, pod: str, container: str, *command: str, stdin: str | None = None, timeout: float = 60
+    ) -> str:
+        args = ["exec", "-i" if stdin is not None else "", pod, "-c", container, "--", *command]
+        return self.run(*[a for a in args if a], stdin=stdin, timeout=timeout).stdout
+
+    def redis_pods(self) -> list[str]:
+        pods = self.json("get", "pods", "-l", "app.kubernetes.io/component=server")
+        return sorted(p["metadata"]["name"] for p in pods["items"])
+
+    def sentinel(self, pod: str, *command: str) -> str:
+        """A Sentinel command run inside the pod, authenticated by the pod's REDISCLI_AUTH."""
+        return self.exec(pod, "sentinel", "redis-cli", "-p", "26379", *command, timeout=20)
+
+    def redis(self, pod: str, *command: str) -> str:
+        """A Redis command as the admin user inside the pod (REDISCLI_AUTH from the Secret)."""
+        return self.exec(
+            pod, "redis", "redis-cli", "--no-auth-warning", "--user", "admin", *command, timeout=20
+        )
+
+    def container_pid(self, pod: str, container: str) -> int:
+        """The host PID of a container's main process, via containerd."""
+        status = self.json("get", "pod", pod)["status"]["containerStatuses"]
+        (entry,) = [s for s in status if s["name"] == container]
+        container_id = entry["containerID"].split("://", 1)[1]
+        tasks = subprocess.run(
+            ["ctr", "--address", containerd_socket(), "-n", "k8s.io", "tasks", "ls"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in tasks.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == container_id:
+                return int(fields[1])
+        raise AssertionError(f"no containerd task for {pod}/{container}")
+
+    def wait_for(self, what: str, predicate: Any, timeout: float, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except AssertionError as error:
+                last = error
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last})")
+
+
+def containerd_socket() -> str:
+    for candidate in (
+        Path("/run/sophia-redis/containerd/containerd.sock"),
+        Path("/run/containerd/containerd.sock"),
+    ):
+        if candidate.exists():
+            return str(candidate)
+    raise AssertionError("containerd socket not found: is the local cluster up?")

@@ -1,0 +1,143 @@
+"""Failure scenarios shared by the integration tests (once each) and the benchmark (x5).
+
+Each scenario runs the writer through ``redis_url``, injects one event and measures the write
+unavailability, confirmed writes lost and READONLY errors after the failover settled.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from .health import masters_by_role, pods_ready, wait_healthy
+from .kube import Kube
+from .traffic import (
+    finish_writer,
+    missing_confirmed,
+    readonly_after_settle,
+    start_writer,
+    unavailability,
+)
+
+LEAD_SECONDS = 5.0
+WINDOW_SECONDS = 30.0
+
+
+@dataclass
+class Measurement:
+    """One run of one scenario."""
+
+    scenario: str
+    old_master: str
+    new_master: str
+    unavailability_seconds: float
+    confirmed_writes: int
+    confirmed_writes_lost: int
+    readonly_errors_after_settle: int
+    errors: dict[str, int]
+    masters_after: int
+    extra: dict[str, object]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def kill_from_host(kube: Kube, pod: str, containers: tuple[str, ...]) -> None:
+    """SIGKILL the main process of each container from the host (PID 1 of a container ignores
+    signals sent from inside it)."""
+    pids = [kube.container_pid(pod, c) for c in containers]
+    subprocess.run(["kill", "-9", *map(str, pids)], check=True)
+
+
+def pod_ip(kube: Kube, pod: str) -> str:
+    return str(kube.json("get", "pod", pod)["status"]["podIP"])
+
+
+def partition(kube: Kube, pod: str, peers: list[str], action: str) -> None:
+    """Adds (-I) or removes (-D) rules in the pod's network namespace that drop all traffic
+    between it and ``peers``; the proxy's path to it stays open."""
+    pid = kube.container_pid(pod, "redis")
+    for ip in (pod_ip(kube, p) for p in peers):
+        for chain, direction in (("INPUT", "-s"), ("OUTPUT", "-d")):
+            subprocess.run(
+                ["nsenter", "-t", str(pid), "-n", "iptables", action, chain, direction, ip,
+                 "-j", "DROP"],
+                check=True,
+            )
+
+
+def run_scenario(
+    name: str,
+    kube: Kube,
+    url: str,
+    inject: Callable[[str], dict[str, object]],
+    replicas: int = 3,
+) -> Measurement:
+    """Writer on, ``inject(master)`` at t0, writer off at t0 + 30 s, then verify and heal."""
+    old_master = wait_healthy(kube, replicas)
+    prefix = f"{name}-{int(time.time())}"
+    writer = start_writer(kube, url, prefix, LEAD_SECONDS + WINDOW_SECONDS)
+    time.sleep(LEAD_SECONDS)
+    event = time.time()
+    extra = inject(old_master)
+    run = finish_writer(writer, prefix, timeout=WINDOW_SECONDS + 120)
+    new_master = wait_healthy(kube, replicas)
+    missing = missing_confirmed(kube, url, run)
+    return Measurement(
+        scenario=name,
+        old_master=old_master,
+        new_master=new_master,
+        unavailability_seconds=round(unavailability(run, event, WINDOW_SECONDS), 3),
+        confirmed_writes=len(run.confirmed),
+        confirmed_writes_lost=len(missing),
+        readonly_errors_after_settle=readonly_after_settle(run, event),
+        errors=run.errors,
+        masters_after=len(masters_by_role(kube, pods_ready(kube))),
+        extra=extra,
+    )
+
+
+def delete_master_pod(kube: Kube) -> Callable[[str], dict[str, object]]:
+    def inject(master: str) -> dict[str, object]:
+        kube.run("delete", "pod", master, "--wait=false")
+        return {}
+
+    return inject
+
+
+def kill_master_redis(kube: Kube) -> Callable[[str], dict[str, object]]:
+    def inject(master: str) -> dict[str, object]:
+        kill_from_host(kube, master, ("redis",))
+        return {}
+
+    return inject
+
+
+def kill_master_redis_and_sentinel(kube: Kube) -> Callable[[str], dict[str, object]]:
+    def inject(master: str) -> dict[str, object]:
+        kill_from_host(kube, master, ("redis", "sentinel"))
+        return {}
+
+    return inject
+
+
+def partition_master(kube: Kube, max_lag: int) -> Callable[[str], dict[str, object]]:
+    """Cuts the master off from the other Redis/Sentinel pods for 20 s and records how the
+    isolated master answers a write once ``min-replicas-max-lag`` has passed."""
+
+    def inject(master: str) -> dict[str, object]:
+        peers = [p for p in pods_ready(kube) if p != master]
+        partition(kube, master, peers, "-I")
+        started = time.time()
+        try:
+            time.sleep(max_lag + 2)
+            probe = kube.redis(master, "SET", "partition-probe", str(started))
+            refused_after = time.time() - started
+            time.sleep(max(0.0, 20 - (time.time() - started)))
+        finally:
+            partition(kube, master, peers, "-D")
+        return {"isolated_master_reply": probe.strip(), "probe_after_seconds": round(refused_after, 2)}
+
+    return inject

@@ -1,0 +1,119 @@
+"""Inside the pods (pytest-testinfra over kubectl): users, secrets, persistence, AUTH, policy."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+import testinfra
+
+from .conftest import Deployed, client_pod_manifest
+from .kube import CLIENT_POD, Kube, kube_env
+
+CONTAINERS = ("redis", "sentinel")
+
+
+@pytest.fixture(scope="module")
+def hosts(deployed: Deployed) -> dict[tuple[str, str], Any]:
+    os.environ.update({k: kube_env()[k] for k in ("KUBECONFIG", "PATH")})
+    namespace = deployed.kube.namespace
+    return {
+        (pod, container): testinfra.get_host(
+            f"kubectl://{pod}?container={container}&namespace={namespace}"
+        )
+        for pod in deployed.kube.redis_pods()
+        for container in CONTAINERS
+    }
+
+
+def test_every_process_runs_as_non_root(hosts: dict[tuple[str, str], Any]) -> None:
+    for (pod, container), host in hosts.items():
+        uids = host.check_output("cat /proc/[0-9]*/status | sed -n 's/^Uid:\\s*//p' | cut -f1")
+        assert uids and "0" not in uids.split(), (pod, container, uids)
+
+
+def test_password_is_on_no_command_line(
+    deployed: Deployed, hosts: dict[tuple[str, str], Any]
+) -> None:
+    password = str(deployed.outputs["redis_password"])
+    for (pod, container), host in hosts.items():
+        command_lines = host.check_output("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        assert "redis-server" in command_lines or "redis-sentinel" in command_lines
+        assert password not in command_lines, (pod, container)
+
+
+def test_auth_is_required_and_replication_authenticates(deployed: Deployed) -> None:
+    kube = deployed.kube
+    for pod in kube.redis_pods():
+        assert kube.redis(pod, "CONFIG", "GET", "masterauth").split()[-1] == str(
+            deployed.outputs["redis_password"]
+        ), pod
+        assert kube.redis(pod, "CONFIG", "GET", "masteruser").split()[-1] == "admin"
+        sentinel = kube.sentinel(pod, "SENTINEL", "CONFIG", "GET", "announce-hostnames")
+        assert "yes" in sentinel
+
+
+def test_connections_without_the_password_are_refused(client: Kube) -> None:
+    for host_port in (("redis-service", "6379"), ("redis-headless", "26379")):
+        reply = client.exec(
+            CLIENT_POD, "client", "timeout", "5", "redis-cli", "-h", host_port[0],
+            "-p", host_port[1], "PING",
+        )
+        assert "NOAUTH" in reply, (host_port, reply)
+
+
+def test_data_lives_on_the_claim_with_aof(
+    deployed: Deployed, hosts: dict[tuple[str, str], Any]
+) -> None:
+    kube = deployed.kube
+    claims = kube.json("get", "pvc")["items"]
+    assert sorted(c["metadata"]["name"] for c in claims) == [f"data-redis-{i}" for i in range(3)]
+    assert all(c["status"]["phase"] == "Bound" for c in claims)
+    for pod in kube.redis_pods():
+        assert kube.redis(pod, "CONFIG", "GET", "dir").split()[-1] == "/data/redis"
+        assert kube.redis(pod, "CONFIG", "GET", "appendonly").split()[-1] == "yes"
+        assert kube.redis(pod, "CONFIG", "GET", "appendfsync").split()[-1] == "everysec"
+        host = hosts[(pod, "redis")]
+        assert host.file("/data/redis/appendonlydir").is_directory
+        mounts = host.file("/proc/mounts").content_string
+        assert any(line.split()[1] == "/data" for line in mounts.splitlines()), pod
+
+
+def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, client: Kube) -> None:
+    script = (
+        "import json,sys,redis\n"
+        "c=redis.Redis.from_url(json.loads(sys.stdin.read())['url'])\n"
+        "out={}\n"
+        "for cmd in (['FLUSHALL'],['FLUSHDB'],['CONFIG','GET','maxmemory'],['DEBUG','SLEEP','0']):\n"
+        "    try: c.execute_command(*cmd); out[cmd[0]]='allowed'\n"
+        "    except redis.exceptions.ResponseError as e: out[cmd[0]]=str(e).split()[0]\n"
+        "print(json.dumps(out))\n"
+    )
+    output = client.run(
+        "exec", "-i", CLIENT_POD, "--", "python3", "-c", script,
+        stdin=json.dumps({"url": deployed.url}),
+    ).stdout
+    assert json.loads(output) == {cmd: "NOPERM" for cmd in ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")}
+
+
+def test_network_policy_refuses_unlabelled_pods(deployed: Deployed, client: Kube) -> None:
+    kube = deployed.kube
+    stranger = "redis-stranger"
+    kube.run("apply", "-f", "-", stdin=client_pod_manifest(stranger, labelled=False))
+    try:
+        kube.run("wait", "--for=condition=Ready", f"pod/{stranger}", "--timeout=120s", timeout=150)
+        for host, port in (("redis-service", "6379"), ("redis-headless", "6379"),
+                           ("redis-headless", "26379")):
+            refused = kube.run(
+                "exec", stranger, "--", "timeout", "4", "redis-cli", "-h", host, "-p", port,
+                "PING", check=False,
+            )
+            assert "NOAUTH" not in refused.stdout, (host, port, refused.stdout)
+            admitted = client.exec(
+                CLIENT_POD, "client", "timeout", "4", "redis-cli", "-h", host, "-p", port, "PING"
+            )
+            assert "NOAUTH" in admitted, (host, port, admitted)
+    finally:
+        kube.run("delete", "pod", stranger, "--wait=false", check=False)

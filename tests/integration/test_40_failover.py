@@ -1,0 +1,40 @@
+"""Failover under load through redis_url: generous bounds here; exact figures in make bench."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import scenarios
+from .conftest import Deployed
+from .kube import Kube
+
+GENEROUS_UNAVAILABILITY_SECONDS = 30
+
+
+def check(measurement: scenarios.Measurement) -> None:
+    assert measurement.confirmed_writes > 100, measurement
+    assert measurement.confirmed_writes_lost == 0, measurement
+    assert measurement.readonly_errors_after_settle == 0, measurement
+    assert measurement.masters_after == 1, measurement
+    assert measurement.unavailability_seconds < GENEROUS_UNAVAILABILITY_SECONDS, measurement
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["delete_master_pod", "kill_master_redis", "kill_master_redis_and_sentinel"],
+)
+def test_master_loss(scenario: str, deployed: Deployed, client: Kube) -> None:
+    inject = getattr(scenarios, scenario)(deployed.kube)
+    measurement = scenarios.run_scenario(scenario, deployed.kube, deployed.url, inject)
+    deployed.log(f"measurement: {measurement.as_dict()}")
+    check(measurement)
+    assert measurement.new_master != measurement.old_master or scenario != "delete_master_pod"
+
+
+def test_partitioned_master_refuses_writes(deployed: Deployed, client: Kube) -> None:
+    inject = scenarios.partition_master(deployed.kube, max_lag=5)
+    measurement = scenarios.run_scenario("partition_master", deployed.kube, deployed.url, inject)
+    deployed.log(f"measurement: {measurement.as_dict()}")
+    check(measurement)
+    assert "NOREPLICAS" in str(measurement.extra["isolated_master_reply"]), measurement.extra
+    assert measurement.new_master != measurement.old_master

@@ -1,0 +1,148 @@
+"""A sequenced writer that runs in the client pod, and the analysis of what it saw.
+
+The writer knows only ``redis_url``: it writes ``<prefix>:<n> = n`` (no TTL) and counts a
+write as confirmed only when ``WAIT 1 500`` reports a replica has it. Client retries are off
+and the socket timeout is 0.5 s, so the measured gaps are the real unavailability.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kube import CLIENT_POD, Kube, kube_env, kubectl_path
+
+WRITER = r"""
+import json, sys, time
+import redis
+cfg = json.loads(sys.stdin.read())
+client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
+                              retry_on_timeout=False, health_check_interval=0)
+confirmed, readonly, errors, unconfirmed = [], [], {}, 0
+seq = 0
+deadline = time.time() + cfg["duration"]
+while time.time() < deadline:
+    seq += 1
+    try:
+        client.set(f"{cfg['prefix']}:{seq}", seq)
+        if client.execute_command("WAIT", 1, 500) >= 1:
+            confirmed.append((seq, time.time()))
+        else:
+            unconfirmed += 1
+    except redis.exceptions.ReadOnlyError:
+        readonly.append(time.time())
+    except Exception as error:
+        name = type(error).__name__ + ":" + str(error).split(" ")[0][:40]
+        errors[name] = errors.get(name, 0) + 1
+        time.sleep(0.01)
+print(json.dumps({"confirmed": confirmed, "readonly": readonly, "errors": errors,
+                  "unconfirmed": unconfirmed, "attempts": seq}))
+"""
+
+VERIFIER = r"""
+import json, sys
+import redis
+cfg = json.loads(sys.stdin.read())
+client = redis.Redis.from_url(cfg["url"], socket_timeout=5)
+missing = []
+seqs = cfg["seqs"]
+for start in range(0, len(seqs), 1000):
+    batch = seqs[start:start + 1000]
+    values = client.mget([f"{cfg['prefix']}:{n}" for n in batch])
+    missing += [n for n, v in zip(batch, values) if v is None or int(v) != n]
+print(json.dumps({"missing": missing}))
+"""
+
+
+@dataclass
+class WriterRun:
+    """What the writer saw, in wall-clock seconds (pods share the host's clock)."""
+
+    confirmed: list[tuple[int, float]]
+    readonly: list[float]
+    errors: dict[str, int]
+    unconfirmed: int
+    attempts: int
+    prefix: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> subprocess.Popen[str]:
+    """Starts the writer in the client pod; the URL travels on stdin, never in argv."""
+    process = subprocess.Popen(
+        [kubectl_path(), "-n", kube.namespace, "exec", "-i", CLIENT_POD, "--",
+         "python3", "-c", WRITER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kube_env(),
+    )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps({"url": url, "prefix": prefix, "duration": duration}))
+    process.stdin.close()
+    return process
+
+
+def finish_writer(process: subprocess.Popen[str], prefix: str, timeout: float) -> WriterRun:
+    stdout, stderr = process.communicate(timeout=timeout)
+    if process.returncode != 0:
+        raise AssertionError(f"writer failed: {stderr.strip()[-2000:]}")
+    data = json.loads(stdout)
+    return WriterRun(
+        confirmed=[(int(s), float(t)) for s, t in data["confirmed"]],
+        readonly=data["readonly"],
+        errors=data["errors"],
+        unconfirmed=data["unconfirmed"],
+        attempts=data["attempts"],
+        prefix=prefix,
+    )
+
+
+def missing_confirmed(kube: Kube, url: str, run: WriterRun) -> list[int]:
+    """Confirmed writes that cannot be read back through ``redis_url``."""
+    payload = json.dumps({"url": url, "prefix": run.prefix, "seqs": [s for s, _ in run.confirmed]})
+    output = kube.run("exec", "-i", CLIENT_POD, "--", "python3", "-c", VERIFIER, stdin=payload)
+    missing: list[int] = json.loads(output.stdout)["missing"]
+    return missing
+
+
+def unavailability(run: WriterRun, event: float, window: float = 30.0) -> float:
+    """The longest gap between consecutive confirmed writes from ``event`` to ``event+window``,
+    counting from the last confirmed write before the event."""
+    times = [t for _, t in run.confirmed]
+    before = [t for t in times if t <= event]
+    inside = [t for t in times if event < t <= event + window]
+    points = ([before[-1]] if before else [event]) + inside
+    if len(points) == 1:
+        return window
+    return max(b - a for a, b in zip(points, points[1:], strict=False))
+
+
+def settled_at(run: WriterRun, event: float, hold: float = 2.0) -> float | None:
+    """When the new master had served confirmed writes without a gap above 0.5 s for
+    ``hold`` seconds after the event; None if it never did."""
+    times = [t for _, t in run.confirmed if t > event]
+    streak_start: float | None = None
+    previous: float | None = None
+    for t in times:
+        if previous is None or t - previous > 0.5:
+            streak_start = t
+        previous = t
+        if streak_start is not None and t - streak_start >= hold:
+            return t
+    return None
+
+
+def readonly_after_settle(run: WriterRun, event: float) -> int:
+    settle = settled_at(run, event)
+    if settle is None:
+        return len([t for t in run.readonly if t > event])
+    return len([t for t in run.readonly if t > settle])
+
+
+def now() -> float:
+    return time.time()
