@@ -29,7 +29,8 @@ if [ "$updated" -gt 0 ]; then
     stale=0
     for host in $replica_hosts; do
         if [ "$(revision_of "$host")" = "${REVISION:-unknown}" ]; then
-            redis_cmd "$host" CONFIG SET replica-priority "$STALE_REPLICA_PRIORITY" >/dev/null && stale=$((stale + 1))
+            redis_cmd "$host" CONFIG SET replica-priority "$STALE_REPLICA_PRIORITY" >/dev/null &&
+                stale=$((stale + 1)) && stale_hosts="${stale_hosts:-} $host"
         fi
     done
     # Sentinel picks the replica from its cached INFO, refreshed every 10 s: wait until it has
@@ -52,6 +53,10 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     current=$(sentinel_cmd localhost SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | head -n 1 | tr -d '\r')
     if [ -n "$current" ] && [ "$current" != "$SELF" ]; then
         log "preStop: $current is master now"
+        # Equal priorities again: a later crash failover must pick the most up-to-date replica.
+        for host in ${stale_hosts:-}; do
+            redis_cmd "$host" CONFIG SET replica-priority 100 >/dev/null || true
+        done
         exit 0
     fi
     sleep 0.2

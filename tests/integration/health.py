@@ -58,3 +58,10 @@ def wait_healthy(kube: Kube, replicas: int = 3, timeout: float = 240) -> str:
         f"{replicas} ready pods with one agreed master", lambda: healthy(kube, replicas), timeout
     )
     return master
+
+
+def config_epoch(kube: Kube, pod: str) -> int:
+    """The Sentinel config epoch of the master: it grows by one per failover or switchover."""
+    reply = kube.sentinel(pod, "SENTINEL", "MASTER", "mymaster").split("\n")
+    fields = dict(zip(reply[::2], reply[1::2], strict=False))
+    return int(fields["config-epoch"])

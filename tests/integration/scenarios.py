@@ -62,8 +62,19 @@ def partition(kube: Kube, pod: str, peers: list[str], action: str) -> None:
     for ip in (pod_ip(kube, p) for p in peers):
         for chain, direction in (("INPUT", "-s"), ("OUTPUT", "-d")):
             subprocess.run(
-                ["nsenter", "-t", str(pid), "-n", "iptables", action, chain, direction, ip,
-                 "-j", "DROP"],
+                [
+                    "nsenter",
+                    "-t",
+                    str(pid),
+                    "-n",
+                    "iptables",
+                    action,
+                    chain,
+                    direction,
+                    ip,
+                    "-j",
+                    "DROP",
+                ],
                 check=True,
             )
 
@@ -138,6 +149,9 @@ def partition_master(kube: Kube, max_lag: int) -> Callable[[str], dict[str, obje
             time.sleep(max(0.0, 20 - (time.time() - started)))
         finally:
             partition(kube, master, peers, "-D")
-        return {"isolated_master_reply": probe.strip(), "probe_after_seconds": round(refused_after, 2)}
+        return {
+            "isolated_master_reply": probe.strip(),
+            "probe_after_seconds": round(refused_after, 2),
+        }
 
     return inject

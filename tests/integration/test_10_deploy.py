@@ -26,7 +26,13 @@ def test_redis_url_answers_with_the_generated_password(deployed: Deployed, clien
     import json
 
     output = client.run(
-        "exec", "-i", CLIENT_POD, "--", "python3", "-c", PING,
+        "exec",
+        "-i",
+        CLIENT_POD,
+        "--",
+        "python3",
+        "-c",
+        PING,
         stdin=json.dumps({"url": deployed.url}),
     ).stdout
     assert json.loads(output) == {"ping": True, "get": "ok", "role": "master"}

@@ -58,8 +58,16 @@ def test_auth_is_required_and_replication_authenticates(deployed: Deployed) -> N
 def test_connections_without_the_password_are_refused(client: Kube) -> None:
     for host_port in (("redis-service", "6379"), ("redis-headless", "26379")):
         reply = client.exec(
-            CLIENT_POD, "client", "timeout", "5", "redis-cli", "-h", host_port[0],
-            "-p", host_port[1], "PING",
+            CLIENT_POD,
+            "client",
+            "timeout",
+            "5",
+            "redis-cli",
+            "-h",
+            host_port[0],
+            "-p",
+            host_port[1],
+            "PING",
         )
         assert "NOAUTH" in reply, (host_port, reply)
 
@@ -86,16 +94,25 @@ def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, clien
         "import json,sys,redis\n"
         "c=redis.Redis.from_url(json.loads(sys.stdin.read())['url'])\n"
         "out={}\n"
-        "for cmd in (['FLUSHALL'],['FLUSHDB'],['CONFIG','GET','maxmemory'],['DEBUG','SLEEP','0']):\n"
+        "cmds=(['FLUSHALL'],['FLUSHDB'],['CONFIG','GET','maxmemory'],['DEBUG','SLEEP','0'])\n"
+        "for cmd in cmds:\n"
         "    try: c.execute_command(*cmd); out[cmd[0]]='allowed'\n"
         "    except redis.exceptions.ResponseError as e: out[cmd[0]]=str(e).split()[0]\n"
         "print(json.dumps(out))\n"
     )
     output = client.run(
-        "exec", "-i", CLIENT_POD, "--", "python3", "-c", script,
+        "exec",
+        "-i",
+        CLIENT_POD,
+        "--",
+        "python3",
+        "-c",
+        script,
         stdin=json.dumps({"url": deployed.url}),
     ).stdout
-    assert json.loads(output) == {cmd: "NOPERM" for cmd in ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")}
+    assert json.loads(output) == {
+        cmd: "NOPERM" for cmd in ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")
+    }
 
 
 def test_network_policy_refuses_unlabelled_pods(deployed: Deployed, client: Kube) -> None:
@@ -104,11 +121,24 @@ def test_network_policy_refuses_unlabelled_pods(deployed: Deployed, client: Kube
     kube.run("apply", "-f", "-", stdin=client_pod_manifest(stranger, labelled=False))
     try:
         kube.run("wait", "--for=condition=Ready", f"pod/{stranger}", "--timeout=120s", timeout=150)
-        for host, port in (("redis-service", "6379"), ("redis-headless", "6379"),
-                           ("redis-headless", "26379")):
+        for host, port in (
+            ("redis-service", "6379"),
+            ("redis-headless", "6379"),
+            ("redis-headless", "26379"),
+        ):
             refused = kube.run(
-                "exec", stranger, "--", "timeout", "4", "redis-cli", "-h", host, "-p", port,
-                "PING", check=False,
+                "exec",
+                stranger,
+                "--",
+                "timeout",
+                "4",
+                "redis-cli",
+                "-h",
+                host,
+                "-p",
+                port,
+                "PING",
+                check=False,
             )
             assert "NOAUTH" not in refused.stdout, (host, port, refused.stdout)
             admitted = client.exec(

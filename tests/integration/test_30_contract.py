@@ -48,7 +48,13 @@ def test_sentinel_aware_client_uses_the_published_endpoints(
         "password": deployed.outputs["redis_password"],
     }
     output = client.run(
-        "exec", "-i", CLIENT_POD, "--", "python3", "-c", SENTINEL_CLIENT,
+        "exec",
+        "-i",
+        CLIENT_POD,
+        "--",
+        "python3",
+        "-c",
+        SENTINEL_CLIENT,
         stdin=json.dumps(payload),
     ).stdout
     result = json.loads(output)

@@ -7,6 +7,7 @@ and the socket timeout is 0.5 s, so the measured gaps are the real unavailabilit
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import time
@@ -16,15 +17,17 @@ from typing import Any
 from .kube import CLIENT_POD, Kube, kube_env, kubectl_path
 
 WRITER = r"""
-import json, sys, time
+import json, select, sys, time
 import redis
-cfg = json.loads(sys.stdin.read())
+cfg = json.loads(sys.stdin.readline())
 client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
                               retry_on_timeout=False, health_check_interval=0)
 confirmed, readonly, errors, unconfirmed = [], [], {}, 0
 seq = 0
 deadline = time.time() + cfg["duration"]
 while time.time() < deadline:
+    if seq % 200 == 0 and select.select([sys.stdin], [], [], 0)[0]:
+        break  # "stop" or end of input from the test
     seq += 1
     try:
         client.set(f"{cfg['prefix']}:{seq}", seq)
@@ -73,8 +76,18 @@ class WriterRun:
 def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> subprocess.Popen[str]:
     """Starts the writer in the client pod; the URL travels on stdin, never in argv."""
     process = subprocess.Popen(
-        [kubectl_path(), "-n", kube.namespace, "exec", "-i", CLIENT_POD, "--",
-         "python3", "-c", WRITER],
+        [
+            kubectl_path(),
+            "-n",
+            kube.namespace,
+            "exec",
+            "-i",
+            CLIENT_POD,
+            "--",
+            "python3",
+            "-c",
+            WRITER,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -82,13 +95,26 @@ def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> subproce
         env=kube_env(),
     )
     assert process.stdin is not None
-    process.stdin.write(json.dumps({"url": url, "prefix": prefix, "duration": duration}))
-    process.stdin.close()
+    process.stdin.write(json.dumps({"url": url, "prefix": prefix, "duration": duration}) + "\n")
+    process.stdin.flush()
     return process
 
 
+def stop_writer(process: subprocess.Popen[str]) -> None:
+    """Asks the writer to stop before its duration is up."""
+    assert process.stdin is not None
+    if not process.stdin.closed:
+        process.stdin.write("stop\n")
+        process.stdin.close()
+
+
 def finish_writer(process: subprocess.Popen[str], prefix: str, timeout: float) -> WriterRun:
-    stdout, stderr = process.communicate(timeout=timeout)
+    """Waits for the writer to end on its own (its duration), then reads what it saw."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop_writer(process)
+    stdout, stderr = process.communicate(timeout=60)
     if process.returncode != 0:
         raise AssertionError(f"writer failed: {stderr.strip()[-2000:]}")
     data = json.loads(stdout)
@@ -119,7 +145,7 @@ def unavailability(run: WriterRun, event: float, window: float = 30.0) -> float:
     points = ([before[-1]] if before else [event]) + inside
     if len(points) == 1:
         return window
-    return max(b - a for a, b in zip(points, points[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(points))
 
 
 def settled_at(run: WriterRun, event: float, hold: float = 2.0) -> float | None:
