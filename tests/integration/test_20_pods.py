@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import testinfra
 
-from .conftest import Deployed, client_pod_manifest
+from .deployment import Deployed, client_pod_manifest
 from .kube import CLIENT_POD, Kube, kube_env
 
 CONTAINERS = ("redis", "sentinel")

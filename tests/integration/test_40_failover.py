@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from . import scenarios
-from .conftest import Deployed
+from .deployment import Deployed
 from .kube import Kube
 
 GENEROUS_UNAVAILABILITY_SECONDS = 30

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import Deployed
+from .deployment import Deployed
 from .health import sentinel_masters, wait_healthy
 from .kube import CLIENT_POD, Kube
 

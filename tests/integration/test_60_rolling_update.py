@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from .conftest import Deployed
+from .deployment import Deployed
 from .health import config_epoch, wait_healthy
 from .kube import Kube
 from .traffic import (

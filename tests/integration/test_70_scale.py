@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Deployed
+from .deployment import Deployed
 from .health import wait_healthy
 from .kube import Kube
 

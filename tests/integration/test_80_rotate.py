@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .conftest import Deployed
+from .deployment import Deployed
 from .health import wait_healthy
 from .kube import CLIENT_POD, Kube
 from .test_60_rolling_update import longest_gap

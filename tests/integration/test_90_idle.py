@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from .conftest import Deployed
+from .deployment import Deployed
 from .health import config_epoch, wait_healthy
 
 IDLE_SECONDS = 60

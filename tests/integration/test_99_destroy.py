@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import Deployed
+from .deployment import Deployed
 
 
 def test_destroy_removes_the_release(deployed: Deployed) -> None:
