@@ -102,9 +102,7 @@ def test_limits_must_be_positive(amount: str) -> None:
 
 def test_requests_must_not_exceed_limits() -> None:
     config = {
-        "redis:resources": json.dumps(
-            {"proxy": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}
-        )
+        "redis:resources": json.dumps({"proxy": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}})
     }
     problem = only_problem(config)
     assert problem.startswith("redis:resources.proxy.requests.cpu:")
