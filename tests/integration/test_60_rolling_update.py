@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
 from .deployment import Deployed
@@ -10,6 +9,7 @@ from .health import config_epoch, wait_healthy
 from .kube import Kube
 from .traffic import (
     finish_writer,
+    longest_gap,
     missing_confirmed,
     readonly_after_settle,
     start_writer,
@@ -18,11 +18,6 @@ from .traffic import (
 
 WRITER_SECONDS = 600.0
 """An upper bound; the writer is stopped once the rollout is done."""
-
-
-def longest_gap(times: list[float], start: float, end: float) -> float:
-    points = [start, *[t for t in times if start < t < end]]
-    return max(b - a for a, b in itertools.pairwise(points)) if len(points) > 1 else end - start
 
 
 def test_rolling_update_hands_over_once_without_loss(deployed: Deployed, client: Kube) -> None:

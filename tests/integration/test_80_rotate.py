@@ -8,8 +8,7 @@ import time
 from .deployment import Deployed
 from .health import wait_healthy
 from .kube import CLIENT_POD, Kube
-from .test_60_rolling_update import longest_gap
-from .traffic import finish_writer, missing_confirmed, start_writer, stop_writer
+from .traffic import finish_writer, longest_gap, missing_confirmed, start_writer, stop_writer
 
 PING = r"""
 import json, sys, redis

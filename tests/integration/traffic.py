@@ -42,7 +42,7 @@ while time.time() < deadline:
         errors[name] = errors.get(name, 0) + 1
         time.sleep(0.01)
 print(json.dumps({"confirmed": confirmed, "readonly": readonly, "errors": errors,
-                  "unconfirmed": unconfirmed, "attempts": seq}))
+                  "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time()}))
 """
 
 VERIFIER = r"""
@@ -71,6 +71,8 @@ class WriterRun:
     attempts: int
     prefix: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    ended: float | None = None
+    """When the writer stopped writing (None: unknown)."""
 
 
 def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> subprocess.Popen[str]:
@@ -125,6 +127,7 @@ def finish_writer(process: subprocess.Popen[str], prefix: str, timeout: float) -
         unconfirmed=data["unconfirmed"],
         attempts=data["attempts"],
         prefix=prefix,
+        ended=data.get("ended"),
     )
 
 
@@ -138,13 +141,22 @@ def missing_confirmed(kube: Kube, url: str, run: WriterRun) -> list[int]:
 
 def unavailability(run: WriterRun, event: float, window: float = 30.0) -> float:
     """The longest gap between consecutive confirmed writes from ``event`` to ``event+window``,
-    counting from the last confirmed write before the event."""
+    counting from the last confirmed write before the event, and up to the end of the window
+    (or the writer's end, if earlier): writes that stop for good inside the window count."""
     times = [t for _, t in run.confirmed]
     before = [t for t in times if t <= event]
     inside = [t for t in times if event < t <= event + window]
-    points = ([before[-1]] if before else [event]) + inside
-    if len(points) == 1:
+    if not inside:
         return window
+    end = event + window if run.ended is None else min(event + window, run.ended)
+    points = ([before[-1]] if before else [event]) + inside + [max(end, inside[-1])]
+    return max(b - a for a, b in itertools.pairwise(points))
+
+
+def longest_gap(times: list[float], start: float, end: float) -> float:
+    """The longest stretch in ``[start, end)`` without a confirmed write, counting from
+    ``start`` (``end - start`` when none landed inside)."""
+    points = [start, *[t for t in times if start < t < end], end]
     return max(b - a for a, b in itertools.pairwise(points))
 
 
