@@ -62,9 +62,7 @@ def test_policy_pack_blocks_soft_anti_affinity_in_prod(deployed: Deployed) -> No
         stack.workspace.remove_stack(stack.name)
 
 
-def test_bad_config_fails_preview_with_one_clear_message(
-    deployed: Deployed, tmp_path: Path
-) -> None:
+def test_bad_config_fails_preview_clearly(deployed: Deployed) -> None:
     stack = stack_like("dev", replicas="4", storageSize="10GB")
     try:
         with pytest.raises(auto.CommandError) as failure:
