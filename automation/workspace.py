@@ -7,9 +7,11 @@ stack passphrase is generated once per machine into the cache, never committed.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,18 @@ def passphrase_file() -> Path:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
     return path
+
+
+def pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ToolsMissing(RuntimeError):
@@ -78,9 +92,24 @@ class Workspace:
             env["PULUMI_HOME"] = str(pulumi_home)
         return env
 
+    def clear_stale_locks(self, stack: str) -> list[Path]:
+        """Removes locks of ``stack`` left by a killed update on this host (its pid is gone)."""
+        removed = []
+        locks = self.state_dir / ".pulumi" / "locks"
+        for lock in locks.glob(f"*/{PROJECT}/{stack}/*.json"):
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                continue
+            if owner.get("hostname") == socket.gethostname() and not pid_alive(owner.get("pid")):
+                lock.unlink()
+                removed.append(lock)
+        return removed
+
     def stack(self, name: str) -> auto.Stack:
         """Creates or selects stack ``name`` of this project."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.clear_stale_locks(name)
         env = self.env()
         command = auto.PulumiCommand(root=str(pulumi_root()), skip_version_check=True)
         options = auto.LocalWorkspaceOptions(

@@ -53,7 +53,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     out = [
         "global",
         "    log stdout format raw local0 notice",
-        "    maxconn 10000",
+        # Each connection needs two descriptors; stay under a 20000 open-files hard limit.
+        "    maxconn 4000",
         "    nbthread 1",
         "",
         "defaults",
