@@ -97,7 +97,7 @@ def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, clien
         "cmds=(['FLUSHALL'],['FLUSHDB'],['CONFIG','GET','maxmemory'],['DEBUG','SLEEP','0'])\n"
         "for cmd in cmds:\n"
         "    try: c.execute_command(*cmd); out[cmd[0]]='allowed'\n"
-        "    except redis.exceptions.ResponseError as e: out[cmd[0]]=str(e).split()[0]\n"
+        "    except redis.exceptions.ResponseError as e: out[cmd[0]]=type(e).__name__+': '+str(e)\n"
         "print(json.dumps(out))\n"
     )
     output = client.run(
@@ -110,9 +110,11 @@ def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, clien
         script,
         stdin=json.dumps({"url": deployed.url}),
     ).stdout
-    assert json.loads(output) == {
-        cmd: "NOPERM" for cmd in ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")
-    }
+    replies = json.loads(output)
+    for command in ("FLUSHALL", "FLUSHDB", "CONFIG"):
+        assert replies[command].startswith("NoPermissionError"), replies
+    # DEBUG is off for everyone (enable-debug-command no) before ACLs are even consulted.
+    assert "not allowed" in replies["DEBUG"] or replies["DEBUG"].startswith("NoPermission"), replies
 
 
 def test_network_policy_refuses_unlabelled_pods(deployed: Deployed, client: Kube) -> None:

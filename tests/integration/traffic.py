@@ -108,6 +108,7 @@ def stop_writer(process: subprocess.Popen[str]) -> None:
     if not process.stdin.closed:
         process.stdin.write("stop\n")
         process.stdin.close()
+    process.stdin = None  # communicate() must not flush it again
 
 
 def finish_writer(process: subprocess.Popen[str], prefix: str, timeout: float) -> WriterRun:
