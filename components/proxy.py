@@ -111,9 +111,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
             "    tcp-check expect string +OK",
             f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {master_set}\\r\\n"',
+            # No QUIT: Sentinel 7.0 does not know it; HAProxy closes the connection itself.
             f"    tcp-check expect string {names.pod_host(i)}",
-            '    tcp-check send "QUIT\\r\\n"',
-            "    tcp-check expect string +OK",
             f"    default-server {SERVER_DEFAULTS}",
         ]
         out += [f"    server sentinel-{j} {names.pod_host(j)}:{SENTINEL_PORT}" for j in ordinals]
