@@ -62,7 +62,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "    log global",
         "    option dontlognull",
         "    timeout connect 2s",
-        "    timeout check 1s",
+        # Generous: a loaded node answers late, and a timed-out check flaps the routing.
+        "    timeout check 2s",
         # Application connections idle for long stretches (pub/sub, pooled connections).
         "    timeout client 24h",
         "    timeout server 24h",

@@ -81,7 +81,7 @@ DEFAULT_RESOURCES: dict[str, ContainerResources] = {
     # Sentinel enters TILT (no failovers for 30 s) when its 100 ms timer stalls for 2 s: a CPU
     # limit it can hit in a burst would cost more than the CPU it saves.
     "sentinel": ContainerResources("20m", "32Mi", "1", "64Mi"),
-    "proxy": ContainerResources("20m", "32Mi", "500m", "128Mi"),
+    "proxy": ContainerResources("20m", "32Mi", "1", "128Mi"),
 }
 
 

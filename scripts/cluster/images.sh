@@ -156,6 +156,10 @@ build_debian() {
 
 build_images() {
     require_root
+    # One build at a time: two debootstraps into the same directory corrupt each other.
+    mkdir -p "$IMAGES_DIR"
+    exec 8>"$IMAGES_DIR/.build.lock"
+    flock 8
     command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
     mkdir -p "$IMAGES_DIR" "$ROOTFS_DIR"
     local key hash start

@@ -109,7 +109,9 @@ def client_pod_manifest(name: str, labelled: bool) -> str:
       "resources": {{"requests": {{"cpu": "50m", "memory": "64Mi"}},
                      "limits": {{"cpu": "1", "memory": "256Mi"}}}},
       "securityContext": {{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                           "capabilities": {{"drop": ["ALL"]}}}}
-    }}]
+                           "capabilities": {{"drop": ["ALL"]}}}},
+      "volumeMounts": [{{"name": "tmp", "mountPath": "/tmp"}}]
+    }}],
+    "volumes": [{{"name": "tmp", "emptyDir": {{"sizeLimit": "64Mi"}}}}]
   }}
 }}"""

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kube import CLIENT_POD, Kube, kube_env, kubectl_path
+from .kube import CLIENT_POD, Kube
 
 WRITER = r"""
-import json, select, sys, time
+import json, os, sys, time
 import redis
-cfg = json.loads(sys.stdin.readline())
+base = sys.argv[1]
+with open(base + ".cfg") as handle:
+    cfg = json.load(handle)
+os.unlink(base + ".cfg")
 client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
                               retry_on_timeout=False, health_check_interval=0)
 confirmed, readonly, errors, unconfirmed = [], [], {}, 0
 seq = 0
 deadline = time.time() + cfg["duration"]
 while time.time() < deadline:
-    if seq % 200 == 0 and select.select([sys.stdin], [], [], 0)[0]:
-        break  # "stop" or end of input from the test
+    if seq % 200 == 0 and os.path.exists(base + ".stop"):
+        break
     seq += 1
     try:
         client.set(f"{cfg['prefix']}:{seq}", seq)
@@ -41,8 +43,10 @@ while time.time() < deadline:
         name = type(error).__name__ + ":" + str(error).split(" ")[0][:40]
         errors[name] = errors.get(name, 0) + 1
         time.sleep(0.01)
-print(json.dumps({"confirmed": confirmed, "readonly": readonly, "errors": errors,
-                  "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time()}))
+with open(base + ".tmp", "w") as handle:
+    json.dump({"confirmed": confirmed, "readonly": readonly, "errors": errors,
+               "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time()}, handle)
+os.rename(base + ".tmp", base + ".out")
 """
 
 VERIFIER = r"""
@@ -75,52 +79,73 @@ class WriterRun:
     """When the writer stopped writing (None: unknown)."""
 
 
-def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> subprocess.Popen[str]:
-    """Starts the writer in the client pod; the URL travels on stdin, never in argv."""
-    process = subprocess.Popen(
-        [
-            kubectl_path(),
-            "-n",
-            kube.namespace,
-            "exec",
-            "-i",
-            CLIENT_POD,
-            "--",
-            "python3",
-            "-c",
-            WRITER,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=kube_env(),
+@dataclass(frozen=True)
+class Writer:
+    """A writer running detached in the client pod; its files live under ``/tmp/<prefix>``.
+
+    Detached, because a kubectl exec stream held open for minutes can be cut by the API
+    server, which would lose the writer's results along with it.
+    """
+
+    kube: Kube
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        return f"/tmp/{self.prefix}"
+
+
+def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> Writer:
+    """Starts the writer in the client pod; the URL travels on stdin into a file, never argv."""
+    writer = Writer(kube, prefix)
+    config = json.dumps({"url": url, "prefix": prefix, "duration": duration})
+    kube.run(
+        "exec",
+        "-i",
+        CLIENT_POD,
+        "--",
+        "sh",
+        "-c",
+        'umask 077; cat > "$0.cfg"',
+        writer.base,
+        stdin=config,
     )
-    assert process.stdin is not None
-    process.stdin.write(json.dumps({"url": url, "prefix": prefix, "duration": duration}) + "\n")
-    process.stdin.flush()
-    return process
+    kube.run(
+        "exec",
+        CLIENT_POD,
+        "--",
+        "sh",
+        "-c",
+        'nohup python3 -c "$1" "$0" > "$0.log" 2>&1 &',
+        writer.base,
+        WRITER,
+    )
+    return writer
 
 
-def stop_writer(process: subprocess.Popen[str]) -> None:
+def stop_writer(writer: Writer) -> None:
     """Asks the writer to stop before its duration is up."""
-    assert process.stdin is not None
-    if not process.stdin.closed:
-        process.stdin.write("stop\n")
-        process.stdin.close()
-    process.stdin = None  # communicate() must not flush it again
+    writer.kube.run("exec", CLIENT_POD, "--", "touch", f"{writer.base}.stop")
 
 
-def finish_writer(process: subprocess.Popen[str], prefix: str, timeout: float) -> WriterRun:
-    """Waits for the writer to end on its own (its duration), then reads what it saw."""
+def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
+    """Waits for the writer to end (its duration, or a stop), then reads what it saw."""
     deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    stop_writer(process)
-    stdout, stderr = process.communicate(timeout=60)
-    if process.returncode != 0:
-        raise AssertionError(f"writer failed: {stderr.strip()[-2000:]}")
-    data = json.loads(stdout)
+    stopped = False
+    while True:
+        result = writer.kube.run("exec", CLIENT_POD, "--", "cat", f"{writer.base}.out", check=False)
+        if result.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            if stopped:
+                log = writer.kube.run(
+                    "exec", CLIENT_POD, "--", "cat", f"{writer.base}.log", check=False
+                )
+                raise AssertionError(f"writer produced no result: {log.stdout[-2000:]}")
+            stop_writer(writer)
+            stopped, deadline = True, time.monotonic() + 30
+        time.sleep(1)
+    data = json.loads(result.stdout)
     return WriterRun(
         confirmed=[(int(s), float(t)) for s, t in data["confirmed"]],
         readonly=data["readonly"],
