@@ -1,0 +1,279 @@
+"""``make bench``: failover, persistence, rolling-update, idle and throughput measurements of
+the local stack, written to ``bench/results.json`` and compared with the targets.
+
+This module holds the pure part: aggregation of runs, the targets and the summary table.
+``python -m bench`` (``bench/__main__.py``) runs the measurements.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FAILURE_SCENARIOS = (
+    "delete_master_pod",
+    "kill_master_redis",
+    "kill_master_redis_and_sentinel",
+    "partition_master",
+)
+SECTIONS = (*FAILURE_SCENARIOS, "persistence", "rolling_update", "soak", "throughput")
+
+# The goals the measurements are compared with (never asserted).
+TARGET_MEDIAN_UNAVAILABILITY_SECONDS = 5.0
+TARGET_WORST_UNAVAILABILITY_SECONDS = 10.0
+TARGET_THROUGHPUT_COST = 0.10
+"""At most this fraction of the direct path's ops/s lost through the proxy."""
+
+
+def aggregate(values: Sequence[float]) -> dict[str, float | None]:
+    """Median and maximum of a series (None for both when it is empty)."""
+    if not values:
+        return {"median": None, "max": None}
+    return {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
+
+
+def summarize_runs(runs: Sequence[Mapping[str, Any]], series: Iterable[str]) -> dict[str, Any]:
+    """``{field: [value per successful run]}`` for each series, the median/max of the first
+    one, the run records themselves and the errors of the runs that failed."""
+    fields = list(series)
+    ok = [run for run in runs if "error" not in run]
+    summary: dict[str, Any] = {name: [run[name] for run in ok] for name in fields}
+    summary.update(aggregate(summary[fields[0]]) if fields else {})
+    summary["errors"] = [str(run["error"]) for run in runs if "error" in run]
+    summary["runs"] = list(runs)
+    return summary
+
+
+SCENARIO_SERIES = (
+    "unavailability_seconds",
+    "confirmed_writes_lost",
+    "readonly_errors_after_settle",
+)
+PERSISTENCE_SERIES = (
+    "time_to_healthy_seconds",
+    "write_unavailability_seconds",
+    "keys_missing",
+    "confirmed_writes_lost",
+)
+ROLLING_SERIES = (
+    "longest_write_gap_seconds",
+    "switchovers",
+    "confirmed_writes_lost",
+    "readonly_errors_after_settle",
+    "rollout_seconds",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target, checked against the results: met is None when it could not be checked."""
+
+    target: str
+    met: bool | None
+    measured: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "met": self.met, "measured": self.measured}
+
+
+def _at_most(target: str, value: float | None, limit: float, unit: str = "") -> Verdict:
+    if value is None:
+        return Verdict(target, None, "no successful run")
+    return Verdict(target, value <= limit, f"{value:g}{unit}")
+
+
+def _none_of(target: str, section: Mapping[str, Any], fields: Sequence[str]) -> Verdict:
+    errors = section.get("errors") or []
+    values = [v for name in fields for v in section.get(name, [])]
+    if errors:
+        return Verdict(target, False, f"{len(errors)} run(s) failed: {errors[0][:120]}")
+    if not values:
+        return Verdict(target, None, "no successful run")
+    return Verdict(target, sum(values) == 0, " + ".join(f"{sum(section[n])} {n}" for n in fields))
+
+
+def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
+    """Every target that applies to what was measured."""
+    verdicts: list[Verdict] = []
+    for name, section in results.get("scenarios", {}).items():
+        verdicts += [
+            _at_most(
+                f"{name}: median unavailability <= {TARGET_MEDIAN_UNAVAILABILITY_SECONDS:g} s",
+                section.get("median"),
+                TARGET_MEDIAN_UNAVAILABILITY_SECONDS,
+                " s",
+            ),
+            _at_most(
+                f"{name}: worst unavailability <= {TARGET_WORST_UNAVAILABILITY_SECONDS:g} s",
+                section.get("max"),
+                TARGET_WORST_UNAVAILABILITY_SECONDS,
+                " s",
+            ),
+            _none_of(f"{name}: 0 confirmed writes lost", section, ["confirmed_writes_lost"]),
+            _none_of(f"{name}: 0 READONLY after settle", section, ["readonly_errors_after_settle"]),
+        ]
+    persistence = results.get("persistence")
+    if persistence:
+        verdicts.append(
+            _none_of(
+                "persistence: 0 keys lost after a full restart",
+                persistence,
+                ["keys_missing", "confirmed_writes_lost"],
+            )
+        )
+    rolling = results.get("rolling_update")
+    if rolling:
+        verdicts += [
+            _at_most(
+                f"rolling_update: worst write gap <= {TARGET_WORST_UNAVAILABILITY_SECONDS:g} s",
+                rolling.get("max"),
+                TARGET_WORST_UNAVAILABILITY_SECONDS,
+                " s",
+            ),
+            _none_of("rolling_update: 0 confirmed writes lost", rolling, ["confirmed_writes_lost"]),
+            _none_of(
+                "rolling_update: 0 READONLY after settle", rolling, ["readonly_errors_after_settle"]
+            ),
+        ]
+    soak = results.get("soak")
+    if soak and "false_failovers" in soak:
+        verdicts.append(
+            Verdict(
+                "soak: 0 false failovers or +sdown master when idle",
+                soak["false_failovers"] == 0 and soak["sdown_master_lines"] == 0,
+                f"{soak['false_failovers']} failovers, {soak['sdown_master_lines']} +sdown master"
+                f" in {soak['seconds']:g} s",
+            )
+        )
+    throughput = results.get("throughput")
+    if throughput and "throughput_ratio" in throughput:
+        measured = throughput["throughput_ratio"]
+        verdicts.append(
+            Verdict(
+                f"throughput: proxy costs <= {TARGET_THROUGHPUT_COST:.0%} of direct ops/s",
+                None if measured is None else measured >= 1 - TARGET_THROUGHPUT_COST,
+                "no ratio" if measured is None else f"ratio {measured:.3f}",
+            )
+        )
+    return verdicts
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, list):
+        return ",".join(_fmt(v) for v in value) if value else "-"
+    return str(value)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [list(header), *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def summary(results: Mapping[str, Any]) -> str:
+    """The readable report printed at the end of a run."""
+    parts: list[str] = []
+    scenarios = results.get("scenarios", {})
+    if scenarios:
+        rows = [
+            [
+                name,
+                s["median"],
+                s["max"],
+                s["unavailability_seconds"],
+                sum(s["confirmed_writes_lost"]),
+                sum(s["readonly_errors_after_settle"]),
+                len(s["errors"]),
+            ]
+            for name, s in scenarios.items()
+        ]
+        header = ["scenario", "median s", "max s", "runs s", "lost", "READONLY", "failed"]
+        parts.append(table(rows, header))
+    persistence = results.get("persistence")
+    if persistence:
+        parts.append(
+            table(
+                [
+                    [
+                        "persistence",
+                        persistence["median"],
+                        persistence["max"],
+                        persistence["write_unavailability_seconds"],
+                        sum(persistence["keys_missing"]),
+                        sum(persistence["confirmed_writes_lost"]),
+                        len(persistence["errors"]),
+                    ]
+                ],
+                [
+                    "full restart",
+                    "healthy med s",
+                    "max s",
+                    "write gap s",
+                    "keys lost",
+                    "writes lost",
+                    "failed",
+                ],
+            )
+        )
+    rolling = results.get("rolling_update")
+    if rolling:
+        parts.append(
+            table(
+                [
+                    [
+                        "rolling_update",
+                        rolling["median"],
+                        rolling["max"],
+                        rolling["switchovers"],
+                        sum(rolling["confirmed_writes_lost"]),
+                        sum(rolling["readonly_errors_after_settle"]),
+                        len(rolling["errors"]),
+                    ]
+                ],
+                ["rollout", "gap med s", "max s", "switchovers", "lost", "READONLY", "failed"],
+            )
+        )
+    soak = results.get("soak")
+    if soak and "false_failovers" in soak:
+        parts.append(
+            f"soak: {soak['seconds']:g} s idle, {soak['false_failovers']} config-epoch changes, "
+            f"{soak['sdown_master_lines']} '+sdown master', "
+            f"{soak['switch_master_lines']} '+switch-master' lines"
+        )
+    throughput = results.get("throughput")
+    if throughput and "cases" in throughput:
+        rows = []
+        for name, pair in throughput["cases"].items():
+            for path in ("canonical", "direct"):
+                r = pair[path]
+                rows.append(
+                    [
+                        name,
+                        path,
+                        r["ops_per_second"],
+                        r["p50_ms"],
+                        r["p99_ms"],
+                        r["latency_per"],
+                        sum(r["errors"].values()),
+                        pair["throughput_ratio"] if path == "canonical" else None,
+                    ]
+                )
+        header = ["case", "path", "ops/s", "p50 ms", "p99 ms", "latency per", "errors", "ratio"]
+        parts.append(table(rows, header))
+        parts.append(
+            f"throughput_ratio (canonical/direct, mean of cases): "
+            f"{_fmt(throughput['throughput_ratio'])}"
+        )
+    verdicts = [Verdict(**v) for v in results.get("targets", [])]
+    if verdicts:
+        marks = {True: "met", False: "NOT MET", None: "n/a"}
+        parts.append("\n".join(f"[{marks[v.met]:>7}] {v.target}: {v.measured}" for v in verdicts))
+    return "\n\n".join(parts)

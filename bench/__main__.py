@@ -1,0 +1,486 @@
+"""``python -m bench``: starts the local cluster, deploys the local stack, runs every
+measurement (or those named by ``--only``) and writes ``bench/results.json``.
+
+Every loop here is bounded by a count and a deadline; all traffic stays on this machine's
+local cluster. Targets are reported as met or not, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from automation.workspace import REPO
+from tests.integration import scenarios
+from tests.integration.deployment import Deployed, deploy_local, start_client_pod, start_cluster
+from tests.integration.health import config_epoch, wait_healthy
+from tests.integration.kube import CLIENT_POD, Kube
+from tests.integration.traffic import (
+    finish_writer,
+    longest_gap,
+    missing_confirmed,
+    readonly_after_settle,
+    start_writer,
+    stop_writer,
+    unavailability,
+)
+
+from . import (
+    FAILURE_SCENARIOS,
+    PERSISTENCE_SERIES,
+    ROLLING_SERIES,
+    SCENARIO_SERIES,
+    SECTIONS,
+    evaluate,
+    summarize_runs,
+    summary,
+)
+from .throughput import LoadConfig, master_host, replace_host, run_throughput
+
+PERSISTENCE_KEYS = 20000
+PERSISTENCE_LEAD_SECONDS = 3.0
+PERSISTENCE_WRITER_SECONDS = 400.0
+"""Upper bound of the writer during a full restart; it is stopped once the set is healthy."""
+FULL_RESTART_TIMEOUT_SECONDS = 300.0
+ROLLING_WRITER_SECONDS = 900.0
+"""Upper bound of the writer during a rollout; it is stopped once the rollout is done."""
+ROLLING_LEAD_SECONDS = 3.0
+ROLLING_TAIL_SECONDS = 5.0
+POLICIES = ("volatile-lru", "allkeys-lru")
+SOAK_CHECK_SECONDS = 30.0
+SENTINEL_EVENTS = {
+    "sdown_master_lines": "+sdown master",
+    "odown_master_lines": "+odown master",
+    "switch_master_lines": "+switch-master",
+    "sdown_replica_lines": "+sdown slave",
+}
+
+WRITE_DATASET = r"""
+import json, sys, redis
+cfg = json.loads(sys.stdin.read())
+c = redis.Redis.from_url(cfg["url"], socket_timeout=10)
+for start in range(0, cfg["count"], 1000):
+    pipe = c.pipeline(transaction=False)
+    for i in range(start, min(start + 1000, cfg["count"])):
+        pipe.set(f"{cfg['prefix']}:{i}", f"value-{i}")
+    pipe.execute()
+print(json.dumps({"acked": c.execute_command("WAIT", cfg["replicas"], 5000)}))
+"""
+
+READ_DATASET = r"""
+import json, sys, redis
+cfg = json.loads(sys.stdin.read())
+c = redis.Redis.from_url(cfg["url"], socket_timeout=10)
+missing = 0
+for start in range(0, cfg["count"], 1000):
+    ids = range(start, min(start + 1000, cfg["count"]))
+    values = c.mget([f"{cfg['prefix']}:{i}" for i in ids])
+    missing += sum(1 for i, v in zip(ids, values) if v != f"value-{i}".encode())
+print(json.dumps({"missing": missing}))
+"""
+
+CLEAN = r"""
+import json, sys, redis
+cfg = json.loads(sys.stdin.read())
+c = redis.Redis.from_url(cfg["url"], socket_timeout=10)
+deleted = 0
+for pattern in cfg["patterns"]:
+    batch = []
+    for key in c.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += c.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += c.unlink(*batch)
+print(json.dumps({"deleted": deleted}))
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each scenario (default 5)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        metavar="NAME",
+        help=f"run only this measurement (repeatable): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--soak-seconds", type=float, default=600, help="idle soak (0: skip)")
+    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--throughput-seconds", type=float, default=10, help="per case and path")
+    parser.add_argument("--throughput-processes", type=int, default=4)
+    parser.add_argument("--pipeline-depth", type=int, default=16)
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.soak_seconds < 0 or args.throughput_seconds <= 0 or args.throughput_processes < 1:
+        parser.error("durations must be positive and --throughput-processes at least 1")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, read from the host."""
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_bytes": total_kib * 1024,
+        "memory": f"{total_kib / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "cpu_model": model,
+    }
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def pod_script(kube: Kube, script: str, payload: dict[str, Any], timeout: float) -> Any:
+    """Runs a Python script in the client pod with its config (the URL) on stdin."""
+    output = kube.run(
+        "exec",
+        "-i",
+        CLIENT_POD,
+        "--",
+        "python3",
+        "-c",
+        script,
+        stdin=json.dumps(payload),
+        timeout=timeout,
+    )
+    return json.loads(output.stdout)
+
+
+def config_value(kube: Kube, pod: str, name: str) -> str:
+    """One ``CONFIG GET`` value of the Redis server in ``pod``."""
+    lines = kube.redis(pod, "CONFIG", "GET", name).split()
+    return lines[1] if len(lines) > 1 else ""
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def failure_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+class Bench:
+    """One benchmark session on the deployed local stack."""
+
+    def __init__(self, deployed: Deployed, args: argparse.Namespace, results: dict[str, Any]):
+        self.deployed = deployed
+        self.kube = deployed.kube
+        self.args = args
+        self.results = results
+
+    @property
+    def url(self) -> str:
+        return self.deployed.url
+
+    def save(self) -> None:
+        self.results["targets"] = [v.as_dict() for v in evaluate(self.results)]
+        path: Path = self.args.results
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.results, indent=2) + "\n")
+
+    def clean(self, *patterns: str) -> None:
+        """Deletes the keys a measurement wrote, so later ones start from the same data."""
+        try:
+            deleted = pod_script(self.kube, CLEAN, {"url": self.url, "patterns": patterns}, 600)
+            log(f"  cleaned {deleted['deleted']} keys ({', '.join(patterns)})")
+        except Exception as error:  # a leftover key set is no reason to stop the benchmark
+            log(f"  cleaning {patterns} failed: {failure_text(error)}")
+
+    def repeat(self, name: str, once: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+        """``once(i)`` for each run; a failed run is recorded with its error, not raised."""
+        runs: list[dict[str, Any]] = []
+        for index in range(self.args.runs):
+            log(f"{name}: run {index + 1}/{self.args.runs}")
+            try:
+                run = once(index)
+            except Exception as error:
+                run = {"error": failure_text(error)}
+                log(f"  failed: {run['error']}")
+                traceback.print_exc(file=sys.stderr)
+            else:
+                log("  " + ", ".join(f"{k}={v}" for k, v in run.items() if not isinstance(v, dict)))
+            runs.append(run)
+        return runs
+
+    # -- failure scenarios ---------------------------------------------------------------
+
+    def failure_scenario(self, name: str) -> None:
+        replicas = len(self.kube.redis_pods())
+
+        def once(_: int) -> dict[str, Any]:
+            if name == "partition_master":
+                master = wait_healthy(self.kube, replicas)
+                max_lag = int(config_value(self.kube, master, "min-replicas-max-lag"))
+                inject = scenarios.partition_master(self.kube, max_lag=max_lag)
+            else:
+                inject = getattr(scenarios, name)(self.kube)
+            measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
+            return measurement.as_dict()
+
+        runs = self.repeat(name, once)
+        self.clean(f"{name}-*")
+        self.results["scenarios"][name] = summarize_runs(runs, SCENARIO_SERIES)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def persistence(self) -> None:
+        replicas = len(self.kube.redis_pods())
+
+        def once(index: int) -> dict[str, Any]:
+            wait_healthy(self.kube, replicas)
+            prefix = f"bench-persist-{index}-{int(time.time())}"
+            dataset = {"url": self.url, "prefix": prefix, "count": PERSISTENCE_KEYS}
+            acked = pod_script(self.kube, WRITE_DATASET, {**dataset, "replicas": replicas - 1}, 300)
+            writer_prefix = f"{prefix}-writer"
+            writer = start_writer(self.kube, self.url, writer_prefix, PERSISTENCE_WRITER_SECONDS)
+            try:
+                time.sleep(PERSISTENCE_LEAD_SECONDS)
+                event = time.time()
+                self.kube.run(
+                    "delete", "pod", "-l", "app.kubernetes.io/component=server", "--wait=false"
+                )
+                master = wait_healthy(self.kube, replicas, timeout=FULL_RESTART_TIMEOUT_SECONDS)
+                healthy_after = time.time() - event
+                time.sleep(PERSISTENCE_LEAD_SECONDS)
+            finally:
+                stop_writer(writer)
+            run = finish_writer(writer, writer_prefix, timeout=60)
+            window = (run.ended or time.time()) - event
+            missing = pod_script(self.kube, READ_DATASET, dataset, 300)["missing"]
+            return {
+                "keys_written": PERSISTENCE_KEYS,
+                "replicas_acked_before": acked["acked"],
+                "time_to_healthy_seconds": round(healthy_after, 3),
+                "write_unavailability_seconds": round(unavailability(run, event, window), 3),
+                "keys_missing": missing,
+                "confirmed_writes": len(run.confirmed),
+                "confirmed_writes_lost": len(missing_confirmed(self.kube, self.url, run)),
+                "master_after": master,
+                "writer_errors": run.errors,
+            }
+
+        runs = self.repeat("persistence", once)
+        self.clean("bench-persist-*")
+        self.results["persistence"] = {
+            **summarize_runs(runs, PERSISTENCE_SERIES),
+            "note": "time_to_healthy_seconds: from the deletion of every server pod to the"
+            " first passing health check (one check execs into every pod, so it is polled"
+            " every few seconds); write_unavailability_seconds: longest gap of confirmed"
+            " writes through redis_url meanwhile",
+        }
+
+    # -- rolling update ------------------------------------------------------------------
+
+    def rolling_update(self) -> None:
+        kube = self.kube
+        original = config_value(kube, wait_healthy(kube), "maxmemory-policy")
+
+        def once(index: int) -> dict[str, Any]:
+            master_before = wait_healthy(kube)
+            current = config_value(kube, master_before, "maxmemory-policy")
+            target = POLICIES[1] if current == POLICIES[0] else POLICIES[0]
+            epoch_before = config_epoch(kube, master_before)
+            highest = f"{master_before.rsplit('-', 1)[0]}-{len(kube.redis_pods()) - 1}"
+            prefix = f"bench-rolling-{index}-{int(time.time())}"
+            writer = start_writer(kube, self.url, prefix, ROLLING_WRITER_SECONDS)
+            try:
+                time.sleep(ROLLING_LEAD_SECONDS)
+                started = time.time()
+                self.deployed.up(maxmemoryPolicy=target)
+                finished = time.time()
+                time.sleep(ROLLING_TAIL_SECONDS)
+            finally:
+                stop_writer(writer)
+            run = finish_writer(writer, prefix, timeout=60)
+            master_after = wait_healthy(kube)
+            end = min(finished, run.ended or finished)
+            return {
+                "policy": f"{current} -> {target}",
+                "applied": config_value(kube, master_after, "maxmemory-policy") == target,
+                "rollout_seconds": round(finished - started, 3),
+                "longest_write_gap_seconds": round(
+                    longest_gap([t for _, t in run.confirmed], started, end), 3
+                ),
+                "switchovers": config_epoch(kube, master_after) - epoch_before,
+                "expected_switchovers": 2 if master_before == highest else 1,
+                "confirmed_writes": len(run.confirmed),
+                "confirmed_writes_lost": len(missing_confirmed(kube, self.url, run)),
+                "readonly_errors_after_settle": readonly_after_settle(run, started),
+                "master_before": master_before,
+                "master_after": master_after,
+                "writer_errors": run.errors,
+            }
+
+        runs = self.repeat("rolling_update", once)
+        self.clean("bench-rolling-*")
+        self.results["rolling_update"] = summarize_runs(runs, ROLLING_SERIES)
+        try:
+            if config_value(kube, wait_healthy(kube), "maxmemory-policy") != original:
+                log(f"rolling_update: restoring maxmemory-policy {original} (not measured)")
+                self.deployed.up(maxmemoryPolicy=original)
+                wait_healthy(kube)
+        except Exception as error:
+            log(f"rolling_update: restoring {original} failed: {failure_text(error)}")
+
+    # -- idle soak -----------------------------------------------------------------------
+
+    def soak(self) -> None:
+        kube = self.kube
+        seconds = float(self.args.soak_seconds)
+        master = wait_healthy(kube)
+        epoch_before = config_epoch(kube, master)
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = time.monotonic()
+        epochs = [epoch_before]
+        log(f"soak: idle for {seconds:g} s")
+        while (left := seconds - (time.monotonic() - started)) > 0:
+            time.sleep(min(SOAK_CHECK_SECONDS, left))
+            epochs.append(max(config_epoch(kube, pod) for pod in kube.redis_pods()))
+        counts = dict.fromkeys(SENTINEL_EVENTS, 0)
+        lines: list[str] = []
+        for pod in kube.redis_pods():
+            text = kube.run("logs", pod, "-c", "sentinel", f"--since-time={since}").stdout
+            for key, needle in SENTINEL_EVENTS.items():
+                found = [f"{pod}: {line}" for line in text.splitlines() if needle in line]
+                counts[key] += len(found)
+                lines += found
+        self.results["soak"] = {
+            "seconds": seconds,
+            "master_before": master,
+            "master_after": wait_healthy(kube),
+            "config_epoch_before": epoch_before,
+            "config_epoch_after": epochs[-1],
+            "false_failovers": epochs[-1] - epoch_before,
+            **counts,
+            "event_lines": lines[:50],
+        }
+
+    # -- throughput ----------------------------------------------------------------------
+
+    def throughput(self) -> None:
+        master = wait_healthy(self.kube)
+        host = master_host(self.deployed.outputs["sentinel_hosts"], master)
+        direct = replace_host(self.url, host)
+        config = LoadConfig(
+            seconds=self.args.throughput_seconds,
+            processes=self.args.throughput_processes,
+            pipeline_depth=self.args.pipeline_depth,
+        )
+        log(f"throughput: redis-service vs {host} directly, {config}")
+        try:
+            measured = run_throughput(self.kube, self.url, direct, config)
+        finally:
+            self.clean(f"{config.prefix}:*")
+        master_after = wait_healthy(self.kube)
+        self.results["throughput"] = {
+            "master": master,
+            "master_after": master_after,
+            "seconds_per_case": config.seconds,
+            "processes": config.processes,
+            "keys": config.keys,
+            "value_bytes": config.value_bytes,
+            "pipeline_depth": config.pipeline_depth,
+            "client_cpu_limit": self.client_cpu_limit(),
+            **measured,
+        }
+
+    def client_cpu_limit(self) -> str | None:
+        spec = self.kube.json("get", "pod", CLIENT_POD)["spec"]["containers"][0]
+        limit: str | None = spec.get("resources", {}).get("limits", {}).get("cpu")
+        return limit
+
+    # ------------------------------------------------------------------------------------
+
+    def run(self, selected: list[str]) -> None:
+        steps: list[tuple[str, Callable[[], None]]] = [("throughput", self.throughput)]
+        steps += [(n, functools.partial(self.failure_scenario, n)) for n in FAILURE_SCENARIOS]
+        steps += [
+            ("persistence", self.persistence),
+            ("rolling_update", self.rolling_update),
+            ("soak", self.soak),
+        ]
+        for name, step in steps:
+            if name not in selected:
+                continue
+            if name == "soak" and not self.args.soak_seconds:
+                log("soak: skipped (--soak-seconds 0)")
+                continue
+            try:
+                step()
+            except Exception as error:
+                log(f"{name} failed: {failure_text(error)}")
+                traceback.print_exc(file=sys.stderr)
+                self.results.setdefault("failed", {})[name] = failure_text(error)
+            self.save()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    selected = list(dict.fromkeys(args.only or SECTIONS))
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "runs": args.runs,
+        "selected": selected,
+        "scenarios": {},
+    }
+    try:
+        log("starting the local cluster")
+        start_cluster()
+        log("deploying the local stack")
+        deployed = deploy_local()
+        log("starting the client pod")
+        start_client_pod(deployed.kube)
+    except Exception as error:
+        print(f"error: the benchmark could not start: {failure_text(error)}", file=sys.stderr)
+        return 2
+    bench = Bench(deployed, args, results)
+    bench.run(selected)
+    bench.save()
+    print()
+    print(summary(results))
+    print(f"\nresults: {args.results}")
+    incomplete = list(results.get("failed", {}))
+    sections = {**results["scenarios"], **{k: results[k] for k in SECTIONS if k in results}}
+    incomplete += [name for name, section in sections.items() if section.get("errors")]
+    if incomplete:
+        print(f"incomplete: runs of {', '.join(incomplete)} failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

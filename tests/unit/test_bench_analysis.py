@@ -1,0 +1,282 @@
+"""The pure parts of the benchmark: aggregation, targets, the write-gap analysis of the
+integration writer and the throughput percentiles; no cluster needed."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from bench import (
+    SCENARIO_SERIES,
+    TARGET_MEDIAN_UNAVAILABILITY_SECONDS,
+    TARGET_THROUGHPUT_COST,
+    TARGET_WORST_UNAVAILABILITY_SECONDS,
+    aggregate,
+    evaluate,
+    summarize_runs,
+    summary,
+)
+from bench.throughput import (
+    Case,
+    cases,
+    compare,
+    latency_summary,
+    loadgen_script,
+    master_host,
+    percentile,
+    replace_host,
+)
+from tests.integration.traffic import (
+    WriterRun,
+    longest_gap,
+    readonly_after_settle,
+    settled_at,
+    unavailability,
+)
+
+T0 = 1_700_000_000.0
+"""An arbitrary wall-clock origin for synthetic writer runs."""
+
+
+def writes(start: float, end: float, step: float = 0.1) -> list[float]:
+    """Confirmed-write times every ``step`` seconds in [start, end], relative to T0."""
+    count = round((end - start) / step)
+    return [T0 + start + i * step for i in range(count + 1)]
+
+
+def run_of(
+    times: list[float], readonly: list[float] | None = None, ended: float | None = None
+) -> WriterRun:
+    return WriterRun(
+        confirmed=list(enumerate(times, 1)),
+        readonly=readonly or [],
+        errors={},
+        unconfirmed=0,
+        attempts=len(times),
+        ended=ended,
+    )
+
+
+# -- aggregation ------------------------------------------------------------------------
+
+
+def test_aggregate_median_and_max() -> None:
+    assert aggregate([3.0, 1.0, 2.0]) == {"median": 2.0, "max": 3.0}
+    assert aggregate([4.0, 1.0, 2.0, 3.0]) == {"median": 2.5, "max": 4.0}
+    assert aggregate([]) == {"median": None, "max": None}
+
+
+def test_summarize_runs_keeps_failed_runs_out_of_the_series() -> None:
+    runs: list[dict[str, Any]] = [
+        {
+            "unavailability_seconds": 4.0,
+            "confirmed_writes_lost": 0,
+            "readonly_errors_after_settle": 0,
+        },
+        {"error": "AssertionError: timed out"},
+        {
+            "unavailability_seconds": 8.0,
+            "confirmed_writes_lost": 2,
+            "readonly_errors_after_settle": 1,
+        },
+    ]
+    summarized = summarize_runs(runs, SCENARIO_SERIES)
+    assert summarized["unavailability_seconds"] == [4.0, 8.0]
+    assert summarized["confirmed_writes_lost"] == [0, 2]
+    assert summarized["readonly_errors_after_settle"] == [0, 1]
+    assert (summarized["median"], summarized["max"]) == (6.0, 8.0)
+    assert summarized["errors"] == ["AssertionError: timed out"]
+    assert summarized["runs"] == runs
+
+
+def scenario(unavailable: list[float], lost: int = 0, readonly: int = 0) -> dict[str, Any]:
+    runs = [
+        {
+            "unavailability_seconds": u,
+            "confirmed_writes_lost": lost,
+            "readonly_errors_after_settle": readonly,
+        }
+        for u in unavailable
+    ]
+    return summarize_runs(runs, SCENARIO_SERIES)
+
+
+def verdicts_of(results: Mapping[str, Any]) -> dict[str, bool | None]:
+    return {v.target: v.met for v in evaluate(results)}
+
+
+def test_targets_met_and_missed() -> None:
+    good = TARGET_MEDIAN_UNAVAILABILITY_SECONDS / 2
+    slow = TARGET_WORST_UNAVAILABILITY_SECONDS + 1
+    results = {
+        "scenarios": {
+            "fast": scenario([good, good, good]),
+            # Median fine, one run too slow, one write lost.
+            "spiky": scenario([good, good, slow], lost=1),
+        },
+        "throughput": {"throughput_ratio": 1 - TARGET_THROUGHPUT_COST / 2},
+    }
+    verdicts = verdicts_of(results)
+    fast = {k: v for k, v in verdicts.items() if k.startswith("fast:")}
+    spiky = {k: v for k, v in verdicts.items() if k.startswith("spiky:")}
+    assert len(fast) == 4 and all(fast.values()), fast
+    assert [k for k, v in spiky.items() if not v] == [
+        f"spiky: worst unavailability <= {TARGET_WORST_UNAVAILABILITY_SECONDS:g} s",
+        "spiky: 0 confirmed writes lost",
+    ]
+    (throughput,) = [v for k, v in verdicts.items() if k.startswith("throughput")]
+    assert throughput is True
+
+
+def test_throughput_target_missed_and_unknown() -> None:
+    costly = {"throughput": {"throughput_ratio": 1 - 2 * TARGET_THROUGHPUT_COST}}
+    assert list(verdicts_of(costly).values()) == [False]
+    unknown = {"throughput": {"throughput_ratio": None}}
+    assert list(verdicts_of(unknown).values()) == [None]
+
+
+def test_failed_runs_fail_the_loss_targets_and_no_run_is_unknown() -> None:
+    section = summarize_runs([{"error": "boom"}], SCENARIO_SERIES)
+    verdicts = verdicts_of({"scenarios": {"x": section}})
+    assert verdicts["x: 0 confirmed writes lost"] is False
+    assert (
+        verdicts[f"x: median unavailability <= {TARGET_MEDIAN_UNAVAILABILITY_SECONDS:g} s"] is None
+    )
+
+
+def test_soak_counts_false_failovers() -> None:
+    quiet = {"seconds": 60.0, "false_failovers": 0, "sdown_master_lines": 0}
+    noisy = {**quiet, "sdown_master_lines": 3}
+    assert list(verdicts_of({"soak": quiet}).values()) == [True]
+    assert list(verdicts_of({"soak": noisy}).values()) == [False]
+
+
+def test_summary_reports_every_section() -> None:
+    results: dict[str, Any] = {"scenarios": {"kill_master_redis": scenario([3.0, 12.0])}}
+    results["targets"] = [v.as_dict() for v in evaluate(results)]
+    text = summary(results)
+    assert "kill_master_redis" in text
+    assert "NOT MET" in text and "[    met]" in text
+
+
+# -- the writer analysis ----------------------------------------------------------------
+
+
+def test_unavailability_is_the_longest_gap_around_the_event() -> None:
+    # Writes every 0.1 s, none from 5.0 to 8.0 s; the event at 5.05 s.
+    times = writes(0, 5.0) + writes(8.0, 30.0)
+    run = run_of(times, ended=T0 + 30.0)
+    assert unavailability(run, T0 + 5.05, window=20) == pytest.approx(3.0)
+
+
+def test_unavailability_counts_writes_that_never_come_back() -> None:
+    # A few writes still land after the event, then none until the writer ends at 25 s.
+    times = writes(0, 6.0)
+    run = run_of(times, ended=T0 + 25.0)
+    assert unavailability(run, T0 + 5.05, window=30) == pytest.approx(19.0)
+    # The window bounds it when the writer outlives the window.
+    assert unavailability(run_of(times, ended=T0 + 60.0), T0 + 5.05, 10) == pytest.approx(
+        T0 + 15.05 - (T0 + 6.0)
+    )
+
+
+def test_unavailability_without_any_write_after_the_event_is_the_window() -> None:
+    run = run_of(writes(0, 5.0), ended=T0 + 40)
+    assert unavailability(run, T0 + 5.05, window=30) == 30
+
+
+def test_longest_gap_counts_up_to_the_end() -> None:
+    times = writes(0, 2.0) + writes(3.5, 6.0)
+    assert longest_gap(times, T0 + 1.0, T0 + 5.0) == pytest.approx(1.5)
+    assert longest_gap(times, T0 + 1.0, T0 + 10.0) == pytest.approx(4.0)
+    assert longest_gap([], T0, T0 + 7.0) == pytest.approx(7.0)
+
+
+def test_settled_needs_two_seconds_without_a_gap() -> None:
+    # After the event at 5 s: a short burst at 6 s, a 1 s gap, then steady writes from 8 s.
+    times = writes(0, 5.0) + writes(6.0, 7.0) + writes(8.0, 20.0)
+    run = run_of(times)
+    assert settled_at(run, T0 + 5.0) == pytest.approx(T0 + 10.0)
+    assert settled_at(run_of(writes(0, 5.0)), T0 + 5.0) is None
+
+
+def test_readonly_errors_count_only_after_settling() -> None:
+    times = writes(0, 5.0) + writes(8.0, 20.0)
+    readonly = [T0 + 6.0, T0 + 7.5, T0 + 12.0]
+    assert readonly_after_settle(run_of(times, readonly), T0 + 5.0) == 1
+    # Never settled: every READONLY after the event counts.
+    assert readonly_after_settle(run_of(writes(0, 5.0), readonly), T0 + 5.0) == 3
+
+
+# -- throughput -------------------------------------------------------------------------
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert percentile([5.0], 99) == 5.0
+    values = [float(v) for v in range(101)]
+    assert percentile(values, 0) == 0 and percentile(values, 100) == 100
+    assert percentile(values, 99) == pytest.approx(99.0)
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_percentile_matches_the_inclusive_quantiles() -> None:
+    rng = random.Random(7)
+    values = sorted(rng.expovariate(1.0) for _ in range(537))
+    expected = statistics.quantiles(values, n=100, method="inclusive")
+    for q in (1, 25, 50, 90, 99):
+        assert percentile(values, q) == pytest.approx(expected[q - 1])
+
+
+def test_latency_summary_is_in_milliseconds() -> None:
+    latencies = [0.001] * 98 + [0.010, 0.050]
+    result = latency_summary(latencies)
+    assert result["p50_ms"] == pytest.approx(1.0)
+    assert result["max_ms"] == pytest.approx(50.0)
+    assert 1.0 < (result["p99_ms"] or 0) < 50.0
+    assert latency_summary([]) == {"p50_ms": None, "p99_ms": None, "max_ms": None}
+
+
+def test_loadgen_script_is_valid_python_with_its_percentile_code() -> None:
+    script = loadgen_script()
+    compile(script, "<loadgen>", "exec")
+    assert "def percentile(" in script and "def latency_summary(" in script
+    assert "sys.argv" not in script  # the config, URL included, comes on stdin
+
+
+def test_replace_host_keeps_credentials_port_and_database() -> None:
+    url = "redis://:p%40ss%3Aword@redis-service.ns.svc.cluster.local:6379/0"
+    direct = replace_host(url, "redis-1.redis-headless.ns.svc.cluster.local")
+    assert direct == "redis://:p%40ss%3Aword@redis-1.redis-headless.ns.svc.cluster.local:6379/0"
+    assert replace_host("redis://host/0", "other") == "redis://other/0"
+
+
+def test_master_host_from_the_sentinel_hosts() -> None:
+    hosts = [f"redis-{i}.redis-headless.ns.svc.cluster.local:26379" for i in range(3)]
+    assert master_host(hosts, "redis-2") == "redis-2.redis-headless.ns.svc.cluster.local"
+    with pytest.raises(ValueError):
+        master_host(hosts, "redis-3")
+
+
+def test_compare_gives_per_case_and_mean_ratios() -> None:
+    results = {
+        "set": {"canonical": {"ops_per_second": 900.0}, "direct": {"ops_per_second": 1000.0}},
+        "get": {"canonical": {"ops_per_second": 700.0}, "direct": {"ops_per_second": 1000.0}},
+        "dead": {"canonical": {"ops_per_second": 0.0}, "direct": {"ops_per_second": 0.0}},
+    }
+    comparison = compare(results)
+    assert comparison["throughput_ratio_per_case"] == {"set": 0.9, "get": 0.7, "dead": None}
+    assert comparison["throughput_ratio"] == pytest.approx(0.8)
+
+
+def test_cases_cover_get_and_set_with_and_without_pipelining() -> None:
+    assert [c.name for c in cases(16)] == ["set", "get", "set_pipeline16", "get_pipeline16"]
+    assert Case("GET", 1).latency_per == "request"
+    assert Case("SET", 16).latency_per == "pipeline of 16"
