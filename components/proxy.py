@@ -44,6 +44,20 @@ def _agreed(ordinal: int, quorum: int) -> str:
     )
 
 
+def master_expectation(settings: RedisSettings) -> str:
+    """What ``INFO replication`` must show for a server to take connections: master, and, when
+    writes need replicas, enough of them in sync. An old master cut off from its replicas thus
+    goes down after ``min-replicas-max-lag`` and its sessions are shut down, so clients move to
+    the new master instead of collecting NOREPLICAS until the partition heals."""
+    if settings.min_replicas_to_write == 0:
+        return "string role:master"
+    good = "|".join(str(n) for n in range(settings.min_replicas_to_write, settings.replicas))
+    return (
+        "rstring role:master[^a-z]+connected_slaves:[0-9]+[^a-z]+"
+        f"min_slaves_good_slaves:({good})[^0-9]"
+    )
+
+
 def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     """haproxy.cfg; the password is read from ``REDIS_PASSWORD`` in the proxy's environment."""
     ordinals = range(settings.replicas)
@@ -96,7 +110,7 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         '    tcp-check send "AUTH admin ${REDIS_PASSWORD}\\r\\n"',
         "    tcp-check expect string +OK",
         '    tcp-check send "INFO replication\\r\\n"',
-        "    tcp-check expect string role:master",
+        f"    tcp-check expect {master_expectation(settings)}",
         '    tcp-check send "QUIT\\r\\n"',
         "    tcp-check expect string +OK",
         f"    default-server {SERVER_DEFAULTS} on-marked-down shutdown-sessions",

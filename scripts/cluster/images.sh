@@ -18,6 +18,17 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# debian_mirror: the Debian archive the host's apt already uses, so the repository names none.
+debian_mirror() {
+    local uri
+    uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        tr ' ' '\n' | { grep -v -- '-security' || true; } | head -n 1)
+    [[ -n $uri ]] || uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+        /etc/apt/sources.list 2>/dev/null)
+    echo "$uri"
+}
+IMAGE_DEBIAN_MIRROR=${IMAGE_DEBIAN_MIRROR:-$(debian_mirror)}
+
 APP_UID=999
 ROOTFS_DIR=$IMAGES_DIR/rootfs
 DEB_CACHE=$IMAGES_DIR/debs
@@ -156,6 +167,7 @@ build_debian() {
 
 build_images() {
     require_root
+    [[ -n $IMAGE_DEBIAN_MIRROR ]] || die "no Debian archive in /etc/apt sources: set IMAGE_DEBIAN_MIRROR"
     # One build at a time: two debootstraps into the same directory corrupt each other.
     mkdir -p "$IMAGES_DIR"
     exec 8>"$IMAGES_DIR/.build.lock"

@@ -140,7 +140,8 @@ def test_haproxy_routes_only_to_an_agreed_master() -> None:
     settings = load_settings({"redis:replicas": "5"})
     text = render_haproxy_cfg(settings, Names.of(settings))
     assert FAKE_PASSWORD not in text and "${REDIS_PASSWORD}" in text
-    assert text.count("tcp-check expect string role:master") == 1
+    assert text.count("tcp-check expect rstring role:master") == 1
+    assert "min_slaves_good_slaves:(1|2|3|4)[^0-9]" in text
     for i in range(5):
         assert (
             f"use-server redis-{i} if {{ srv_is_up(redis_master/redis-{i}) }} "
