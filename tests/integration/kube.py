@@ -65,6 +65,14 @@ class Kube:
         args = ["exec", "-i" if stdin is not None else "", pod, "-c", container, "--", *command]
         return self.run(*[a for a in args if a], stdin=stdin, timeout=timeout).stdout
 
+    def client_python(self, script: str, payload: Any) -> Any:
+        """Runs ``script`` in the client pod with ``payload`` as JSON on stdin (so URLs and
+        passwords stay out of argv) and returns the JSON it prints."""
+        output = self.run(
+            "exec", "-i", CLIENT_POD, "--", "python3", "-c", script, stdin=json.dumps(payload)
+        ).stdout
+        return json.loads(output)
+
     def redis_pods(self) -> list[str]:
         pods = self.json("get", "pods", "-l", "app.kubernetes.io/component=server")
         return sorted(p["metadata"]["name"] for p in pods["items"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .deployment import Deployed
 from .health import wait_healthy
-from .kube import CLIENT_POD, Kube
+from .kube import Kube
 
 PING = r"""
 import json, sys, redis
@@ -23,19 +23,8 @@ def test_up_reaches_ready_with_one_agreed_master(deployed: Deployed) -> None:
 
 
 def test_redis_url_answers_with_the_generated_password(deployed: Deployed, client: Kube) -> None:
-    import json
-
-    output = client.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        PING,
-        stdin=json.dumps({"url": deployed.url}),
-    ).stdout
-    assert json.loads(output) == {"ping": True, "get": "ok", "role": "master"}
+    result = client.client_python(PING, {"url": deployed.url})
+    assert result == {"ping": True, "get": "ok", "role": "master"}
 
 
 def test_preview_after_up_shows_no_changes(deployed: Deployed) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -100,17 +99,8 @@ def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, clien
         "    except redis.exceptions.ResponseError as e: out[cmd[0]]=type(e).__name__+': '+str(e)\n"
         "print(json.dumps(out))\n"
     )
-    output = client.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        script,
-        stdin=json.dumps({"url": deployed.url}),
-    ).stdout
-    replies = json.loads(output)
+    result = client.client_python(script, {"url": deployed.url})
+    replies = result
     for command in ("FLUSHALL", "FLUSHDB", "CONFIG"):
         assert replies[command].startswith("NoPermissionError"), replies
     # DEBUG is off for everyone (enable-debug-command no) before ACLs are even consulted.

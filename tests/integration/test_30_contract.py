@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from .deployment import Deployed
 from .health import wait_healthy
-from .kube import CLIENT_POD, Kube
+from .kube import Kube
 
 SENTINEL_CLIENT = r"""
 import json, sys
@@ -47,17 +45,7 @@ def test_sentinel_aware_client_uses_the_published_endpoints(
         "name": deployed.outputs["sentinel_master_name"],
         "password": deployed.outputs["redis_password"],
     }
-    output = client.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        SENTINEL_CLIENT,
-        stdin=json.dumps(payload),
-    ).stdout
-    result = json.loads(output)
+    result = client.client_python(SENTINEL_CLIENT, payload)
     assert result["master"] == "yes"
     assert result["discovered"].startswith(f"{master}.")
     assert result["replicas"] == 2

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from .deployment import Deployed
 from .health import sentinel_masters, wait_healthy
-from .kube import CLIENT_POD, Kube
+from .kube import Kube
 
 WRITE = r"""
 import json, sys, redis
@@ -31,9 +29,7 @@ COUNT = 20000
 
 
 def run(client: Kube, script: str, url: str) -> dict[str, object]:
-    stdin = json.dumps({"url": url, "count": COUNT})
-    output = client.run("exec", "-i", CLIENT_POD, "--", "python3", "-c", script, stdin=stdin)
-    result: dict[str, object] = json.loads(output.stdout)
+    result: dict[str, object] = client.client_python(script, {"url": url, "count": COUNT})
     return result
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from .deployment import Deployed
 from .health import wait_healthy
-from .kube import CLIENT_POD, Kube
+from .kube import Kube
 from .traffic import finish_writer, longest_gap, missing_confirmed, start_writer, stop_writer
 
 PING = r"""
@@ -36,19 +35,8 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
     assert new_password != old_password and new_url != old_url
     for pod in kube.redis_pods():
         assert kube.redis(pod, "CONFIG", "GET", "masterauth").split()[-1] == new_password
-    output = client.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        PING,
-        stdin=json.dumps({"urls": [new_url, old_url]}),
-    ).stdout
-    assert json.loads(output) == [True, True], (
-        "the previous password stays valid until the next rotation"
-    )
+    result = client.client_python(PING, {"urls": [new_url, old_url]})
+    assert result == [True, True], "the previous password stays valid until the next rotation"
     assert missing_confirmed(kube, new_url, run) == []
     gap = longest_gap([t for _, t in run.confirmed], started, finished)
     deployed.log(

@@ -159,9 +159,8 @@ def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
 
 def missing_confirmed(kube: Kube, url: str, run: WriterRun) -> list[int]:
     """Confirmed writes that cannot be read back through ``redis_url``."""
-    payload = json.dumps({"url": url, "prefix": run.prefix, "seqs": [s for s, _ in run.confirmed]})
-    output = kube.run("exec", "-i", CLIENT_POD, "--", "python3", "-c", VERIFIER, stdin=payload)
-    missing: list[int] = json.loads(output.stdout)["missing"]
+    payload = {"url": url, "prefix": run.prefix, "seqs": [s for s, _ in run.confirmed]}
+    missing: list[int] = kube.client_python(VERIFIER, payload)["missing"]
     return missing
 
 
