@@ -40,7 +40,8 @@ up: tools cluster
 	$(PYTHON) -m automation up $(STACK)
 
 down: venv
-	if [ -x "$(SOPHIA_CACHE)/bin/pulumi" ] && scripts/cluster/up.sh --check 2>/dev/null; then \
+	if [ -x "$(SOPHIA_CACHE)/bin/pulumi" ] && "$(SOPHIA_CACHE)/bin/kubectl" \
+		--kubeconfig "$(SOPHIA_CACHE)/cluster/kubeconfig" get --raw=/readyz >/dev/null 2>&1; then \
 		$(PYTHON) -m automation destroy $(STACK); fi
 	scripts/cluster/down.sh
 

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.action == "up":
+        # A cluster started afresh no longer holds what the state remembers: reconcile first.
+        stack.refresh(on_output=print, color="never")
         result = stack.up(on_output=print, color="never")
         print(f"\nstack {args.stack} is up; outputs:")
         print_outputs(result.outputs)
