@@ -18,7 +18,7 @@ FAILURE_SCENARIOS = (
     "kill_master_redis_and_sentinel",
     "partition_master",
 )
-SECTIONS = (*FAILURE_SCENARIOS, "persistence", "rolling_update", "soak", "throughput")
+SECTIONS = ("infra", *FAILURE_SCENARIOS, "persistence", "rolling_update", "soak", "throughput")
 
 # The goals the measurements are compared with (never asserted).
 TARGET_MEDIAN_UNAVAILABILITY_SECONDS = 5.0
@@ -94,6 +94,19 @@ def _none_of(target: str, section: Mapping[str, Any], fields: Sequence[str]) -> 
     return Verdict(target, sum(values) == 0, " + ".join(f"{sum(section[n])} {n}" for n in fields))
 
 
+def _switchovers_as_expected(rolling: Mapping[str, Any]) -> Verdict:
+    target = "rolling_update: 1 switchover (2 when the master starts on the highest ordinal)"
+    runs = [run for run in rolling.get("runs", []) if "error" not in run]
+    if not runs:
+        return Verdict(target, None, "no successful run")
+    pairs = [(run["switchovers"], run["expected_switchovers"]) for run in runs]
+    return Verdict(
+        target,
+        all(seen == expected for seen, expected in pairs),
+        ", ".join(f"{seen} (expected {expected})" for seen, expected in pairs),
+    )
+
+
 def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
     """Every target that applies to what was measured."""
     verdicts: list[Verdict] = []
@@ -133,6 +146,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
                 " s",
             ),
             _none_of("rolling_update: 0 confirmed writes lost", rolling, ["confirmed_writes_lost"]),
+            _switchovers_as_expected(rolling),
             _none_of(
                 "rolling_update: 0 READONLY after settle", rolling, ["readonly_errors_after_settle"]
             ),
@@ -181,6 +195,11 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 def summary(results: Mapping[str, Any]) -> str:
     """The readable report printed at the end of a run."""
     parts: list[str] = []
+    infra = results.get("infra")
+    if infra:
+        parts.append(
+            "set-up, warm caches: " + ", ".join(f"{k} {_fmt(v)}" for k, v in infra.items())
+        )
     scenarios = results.get("scenarios", {})
     if scenarios:
         rows = [

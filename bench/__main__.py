@@ -1,5 +1,6 @@
 """``python -m bench``: starts the local cluster, deploys the local stack, runs every
-measurement (or those named by ``--only``) and writes ``bench/results.json``.
+measurement (or those named by ``--only``) and writes ``bench/results.json``. The ``infra``
+measurement stops and restarts the local cluster, which removes whatever else runs on it.
 
 Every loop here is bounded by a count and a deadline; all traffic stays on this machine's
 local cluster. Targets are reported as met or not, never asserted.
@@ -23,7 +24,13 @@ from typing import Any
 
 from automation.workspace import REPO
 from tests.integration import scenarios
-from tests.integration.deployment import Deployed, deploy_local, start_client_pod, start_cluster
+from tests.integration.deployment import (
+    Deployed,
+    deploy_local,
+    local_stack,
+    start_client_pod,
+    start_cluster,
+)
 from tests.integration.health import config_epoch, wait_healthy
 from tests.integration.kube import CLIENT_POD, Kube
 from tests.integration.traffic import (
@@ -333,7 +340,8 @@ class Bench:
                 "longest_write_gap_seconds": round(
                     longest_gap([t for _, t in run.confirmed], started, end), 3
                 ),
-                "switchovers": config_epoch(kube, master_after) - epoch_before,
+                "switchovers": run.switchovers,
+                "config_epoch_delta": config_epoch(kube, master_after) - epoch_before,
                 "expected_switchovers": 2 if master_before == highest else 1,
                 "confirmed_writes": len(run.confirmed),
                 "confirmed_writes_lost": len(missing_confirmed(kube, self.url, run)),
@@ -446,6 +454,52 @@ class Bench:
             self.save()
 
 
+def timed(action: Callable[[], object]) -> float:
+    """Seconds ``action`` took."""
+    started = time.monotonic()
+    action()
+    return round(time.monotonic() - started, 3)
+
+
+def run_script(*path: str) -> None:
+    """One of the repository's set-up scripts; its output goes to the log only on failure."""
+    result = subprocess.run([str(REPO.joinpath(*path))], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{'/'.join(path)} failed:\n{result.stderr[-3000:]}")
+
+
+def measure_infra(results: dict[str, Any]) -> Deployed:
+    """Times the set-up path with warm caches: tool and image checks, a cluster stopped and
+    started again, the test stack created, previewed, updated with no change, destroyed and
+    created again. Cold builds take tens of minutes and are not repeated here."""
+    figures: dict[str, Any] = {}
+    results["infra"] = figures
+    log("infra: tools and images (warm caches)")
+    figures["bootstrap_tools_warm_seconds"] = timed(
+        lambda: run_script("scripts", "bootstrap-tools.sh")
+    )
+
+    def build_cluster() -> None:
+        run_script("scripts", "cluster", "build.sh")
+        run_script("scripts", "cluster", "images.sh")
+
+    figures["cluster_build_warm_seconds"] = timed(build_cluster)
+    log("infra: stopping and starting the local cluster")
+    figures["cluster_down_seconds"] = timed(lambda: run_script("scripts", "cluster", "down.sh"))
+    figures["cluster_up_seconds"] = timed(start_cluster)
+    deployed = local_stack()
+    log("infra: pulumi up (create), preview, up (no change), destroy, up (create)")
+    figures["up_create_seconds"] = timed(deployed.up)
+    figures["preview_seconds"] = timed(
+        lambda: figures.__setitem__("preview_changes", deployed.preview_changes())
+    )
+    figures["up_no_change_seconds"] = timed(deployed.up)
+    figures["destroy_seconds"] = timed(lambda: deployed.stack.destroy(color="never"))
+    figures["up_create_again_seconds"] = timed(deployed.up)
+    log("  " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    return deployed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = list(dict.fromkeys(args.only or SECTIONS))
@@ -458,10 +512,13 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
     }
     try:
-        log("starting the local cluster")
-        start_cluster()
-        log("deploying the local stack")
-        deployed = deploy_local()
+        if "infra" in selected:
+            deployed = measure_infra(results)
+        else:
+            log("starting the local cluster")
+            start_cluster()
+            log("deploying the local stack")
+            deployed = deploy_local()
         log("starting the client pod")
         start_client_pod(deployed.kube)
     except Exception as error:
@@ -474,7 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(results))
     print(f"\nresults: {args.results}")
     incomplete = list(results.get("failed", {}))
-    sections = {**results["scenarios"], **{k: results[k] for k in SECTIONS if k in results}}
+    sections = {
+        **results["scenarios"],
+        **{k: results[k] for k in SECTIONS if k in results and k != "infra"},
+    }
     incomplete += [name for name, section in sections.items() if section.get("errors")]
     if incomplete:
         print(f"incomplete: runs of {', '.join(incomplete)} failed", file=sys.stderr)

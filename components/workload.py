@@ -12,6 +12,8 @@ REDIS_UID = 999
 STALE_REPLICA_PRIORITY = 200
 SENTINEL_WAIT_SECONDS = 10
 """How long a starting pod waits for a majority of Sentinels to say who the master is."""
+FORGET_CHECK_SECONDS = 5
+"""How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
 
 PASSWORD_KEY = "password"
 PREVIOUS_PASSWORD_KEY = "previous-password"
@@ -91,7 +93,7 @@ def _pod_env(settings: RedisSettings, names: Names) -> list[Json]:
         {"name": "QUORUM", "value": str(settings.sentinel_quorum)},
         {"name": "MASTER_SET", "value": settings.master_set_name},
         {"name": "REDISCLI_HISTFILE", "value": "/dev/null"},
-        {"name": "PAUSE_MILLISECONDS", "value": str(pause_milliseconds(settings))},
+        {"name": "GRACE_SECONDS", "value": str(settings.termination_grace_period_seconds)},
         secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
         secret_env("REDIS_PREVIOUS_PASSWORD", names.secret, PREVIOUS_PASSWORD_KEY, optional=True),
         secret_env("REDISCLI_AUTH", names.secret, PASSWORD_KEY),
@@ -105,11 +107,6 @@ def _exec_probe(mode: str, period: int, failures: int, timeout: int = 5) -> Json
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
     }
-
-
-def pause_milliseconds(settings: RedisSettings) -> int:
-    """How long the master's preStop pauses writes: the grace period less time to shut down."""
-    return (settings.termination_grace_period_seconds - 10) * 1000
 
 
 def failover_wait_seconds(settings: RedisSettings) -> int:
@@ -159,7 +156,10 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["sh", "/scripts/start-sentinel.sh"],
-        "env": _pod_env(settings, names),
+        "env": [
+            *_pod_env(settings, names),
+            {"name": "FORGET_CHECK_SECONDS", "value": str(FORGET_CHECK_SECONDS)},
+        ],
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
         "resources": settings.resources["sentinel"].as_kubernetes(),
         "securityContext": restricted_container_security(),

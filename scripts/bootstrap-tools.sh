@@ -216,13 +216,19 @@ build_kubernetes_provider() {
         go_download pulumi-resource-kubernetes
         # Upstream generates the schema files its main package embeds at build
         # time; generate them outside the repository and overlay them.
+        # The build uses a copy of the module, because Go refuses overlays of files in the
+        # module cache and embedgen also overlays a backported fix (see embedgen/main.go).
         upstream=$(cd "$dir" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4) ||
             die "cannot locate the Kubernetes provider module in the module cache"
         rm -rf "$embed" && mkdir -p "$embed"
-        (cd "$dir" && go run ./embedgen -src "$upstream/cmd/pulumi-resource-kubernetes" -pkg "$dir" \
+        cp -R "$upstream" "$embed/provider" && chmod -R u+w "$embed/provider"
+        cp "$dir/go.mod" "$dir/go.sum" "$embed/"
+        (cd "$dir" && go mod edit -modfile "$embed/go.mod" -replace "github.com/pulumi/pulumi-kubernetes/provider/v4=$embed/provider")
+        (cd "$dir" && go run ./embedgen -src "$embed/provider/cmd/pulumi-resource-kubernetes" -pkg "$dir" \
             -out "$embed" -version "$PULUMI_KUBERNETES_VERSION") >"$LOG_DIR/pulumi-resource-kubernetes-embed.log" 2>&1 ||
             die "generating the Kubernetes provider schema failed; see $LOG_DIR/pulumi-resource-kubernetes-embed.log"
-        go_build pulumi-resource-kubernetes pulumi-resource-kubernetes . "$out" "$ldflags" -overlay "$embed/overlay.json"
+        go_build pulumi-resource-kubernetes pulumi-resource-kubernetes . "$out" "$ldflags" \
+            -modfile "$embed/go.mod" -overlay "$embed/overlay.json"
         stamp_write pulumi-resource-kubernetes "$hash"
     fi
     install_plugin kubernetes "$PULUMI_KUBERNETES_VERSION" "$out"

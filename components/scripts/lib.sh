@@ -1,8 +1,8 @@
 # shellcheck shell=sh disable=SC2034
 # Shared helpers of the Redis and Sentinel containers; sourced, never executed.
-# Inputs (environment): POD_NAME POD_NAMESPACE HEADLESS_SERVICE CLUSTER_DOMAIN REPLICAS
-# MASTER_SET REDIS_PASSWORD [REDIS_PREVIOUS_PASSWORD]; REDISCLI_AUTH holds the password so
-# that it never appears on a command line.
+# Inputs (environment): POD_NAME POD_NAMESPACE HEADLESS_SERVICE CLUSTER_DOMAIN REPLICAS QUORUM
+# MASTER_SET GRACE_SECONDS REDIS_PASSWORD [REDIS_PREVIOUS_PASSWORD]; REDISCLI_AUTH holds the
+# password so that it never appears on a command line.
 
 REDIS_PORT=6379
 SENTINEL_PORT=26379
@@ -20,6 +20,7 @@ pod_host() {
 }
 
 SELF=$(pod_host "$ORDINAL")
+SHUTDOWN_LOG=/data/redis/last-shutdown.log
 
 # redis_cmd HOST ARGS...: a command to a Redis server as the admin user.
 redis_cmd() {

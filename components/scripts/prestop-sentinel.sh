@@ -1,13 +1,18 @@
 #!/bin/sh
-# preStop of the Sentinel sidecar: stay up while this pod's Redis is still master, so that the
-# Redis preStop can ask this Sentinel for the failover and watch it complete.
+# preStop of the Sentinel sidecar: stay up while this pod's Redis runs, so that the Redis
+# preStop can ask this Sentinel for the failover, and this Sentinel, if it leads the failover,
+# can announce the new master until a quorum knows it.
 set -u
 # shellcheck source=lib.sh
 . /scripts/lib.sh
 
-deadline=$(($(date +%s) + PAUSE_MILLISECONDS / 1000 + 5))
-while [ "$(date +%s)" -lt "$deadline" ]; do
-    role=$(redis_cmd localhost ROLE | head -n 1 | tr -d '\r')
-    [ "$role" = master ] || exit 0
+deadline=$(($(date +%s) + GRACE_SECONDS))
+misses=0
+while [ "$(date +%s)" -lt "$deadline" ] && [ "$misses" -lt 2 ]; do
+    if redis_cmd localhost PING >/dev/null; then
+        misses=0
+    else
+        misses=$((misses + 1))
+    fi
     sleep 0.5
 done

@@ -15,6 +15,10 @@ CONF_DIR=/run/redis/${REVISION:-unknown}
 CONF=$CONF_DIR/redis.conf
 
 mkdir -p "$DATA_DIR" "$CONF_DIR"
+if [ -s "$SHUTDOWN_LOG" ]; then
+    sed 's/^/previous shutdown: /' "$SHUTDOWN_LOG" >&2
+    : >"$SHUTDOWN_LOG"
+fi
 
 master=$(sentinel_master "$SENTINEL_WAIT_SECONDS")
 if [ -z "$master" ]; then

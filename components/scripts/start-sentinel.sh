@@ -34,6 +34,68 @@ known_state() {
     ' "$STATE"
 }
 
+# removed_pod_entries HOST: "KNOWN UP" for the replicas and Sentinels on pods beyond the replica
+# count that the Sentinel at HOST still lists: how many, and how many of them it does not yet
+# flag as down.
+removed_pod_entries() {
+    {
+        sentinel_cmd "$1" SENTINEL REPLICAS "$MASTER_SET" || true
+        sentinel_cmd "$1" SENTINEL SENTINELS "$MASTER_SET" || true
+    } | tr -d '\r' | awk -v sts="$STS_NAME" -v replicas="$REPLICAS" '
+        function removed(host,    name, ordinal) {
+            name = host
+            sub(/\..*/, "", name)
+            if (index(name, sts "-") != 1) return 0
+            ordinal = substr(name, length(sts) + 2)
+            return ordinal ~ /^[0-9]+$/ && ordinal + 0 >= replicas
+        }
+        function finish() {
+            if (host != "" && removed(host)) { known++; if (flags !~ /s_down|disconnected/) up++ }
+            host = ""; flags = ""
+        }
+        NR % 2 == 1 { key = $0; next }
+        key == "name" { finish() }
+        key == "ip" { host = $0 }
+        key == "flags" { flags = $0 }
+        END { finish(); print known + 0, up + 0 }'
+}
+
+# settled HOST: the Sentinel at HOST lists no removed pod and has found every live peer again.
+settled() {
+    [ "$(removed_pod_entries "$1")" = "0 0" ] || return 1
+    _sentinels=$(sentinel_cmd "$1" SENTINEL SENTINELS "$MASTER_SET" | tr -d '\r' | grep -c '^runid$' || true)
+    _replicas=$(sentinel_cmd "$1" SENTINEL REPLICAS "$MASTER_SET" | tr -d '\r' | grep -c '^runid$' || true)
+    [ "${_sentinels:-0}" -ge $((REPLICAS - 1)) ] && [ "${_replicas:-0}" -ge $((REPLICAS - 1)) ]
+}
+
+# forget_removed_pods: after a scale-down the running Sentinels still count the removed pods,
+# and a Sentinel restarted while those pods were terminating learnt them again, so failover
+# majorities would be counted over pods that are gone. Once every such entry is down this
+# Sentinel resets itself; Sentinels go in ordinal order, each waiting until the ones before it
+# have found their live peers again, so at most one is relearning its view at any time.
+forget_removed_pods() {
+    while :; do
+        sleep "$FORGET_CHECK_SECONDS"
+        entries=$(removed_pod_entries localhost)
+        if [ "${entries% *}" -eq 0 ] || [ "${entries#* }" -gt 0 ]; then
+            continue
+        fi
+        flags=$(sentinel_cmd localhost SENTINEL MASTER "$MASTER_SET" | tr -d '\r' | awk 'prev == "flags" { print } { prev = $0 }')
+        [ "$flags" = master ] || continue
+        i=0
+        while [ "$i" -lt "$ORDINAL" ]; do
+            peer=$(pod_host "$i")
+            if sentinel_cmd "$peer" PING >/dev/null && ! settled "$peer"; then
+                break
+            fi
+            i=$((i + 1))
+        done
+        [ "$i" -eq "$ORDINAL" ] || continue
+        log "Sentinel still counts ${entries% *} replicas and Sentinels of removed pods: SENTINEL RESET"
+        sentinel_cmd localhost SENTINEL RESET "$MASTER_SET" >/dev/null || true
+    done
+}
+
 state=$(known_state)
 if [ -z "$state" ]; then
     log "no Sentinel state yet: waiting for the master to be known"
@@ -69,5 +131,6 @@ umask 077
     printf 'sentinel auth-pass %s %s\n' "$MASTER_SET" "$REDIS_PASSWORD"
 } > "$STATE.new"
 mv "$STATE.new" "$STATE"
+forget_removed_pods &
 log "starting Sentinel for $(printf '%s\n' "$state" | sed -n 's/^sentinel monitor [^ ]* \([^ ]*\) .*/\1/p')"
 exec redis-sentinel "$STATE"

@@ -18,6 +18,12 @@ NAMESPACE = "sophia-ai-test"
 LOG = REPO / ".pulumi-state" / "integration.log"
 
 
+def log_line(line: str) -> None:
+    """Appends engine output and test notes to the integration log."""
+    with LOG.open("a") as handle:
+        handle.write(line + "\n")
+
+
 class ClusterDown(RuntimeError):
     """The local cluster did not start."""
 
@@ -44,8 +50,7 @@ class Deployed:
         return str(self.outputs["redis_url"])
 
     def log(self, line: str) -> None:
-        with LOG.open("a") as handle:
-            handle.write(line + "\n")
+        log_line(line)
 
     def up(self, **config: str) -> auto.UpResult:
         """Sets ``redis:<key>`` config values and runs ``pulumi up``; refreshes the outputs."""
@@ -76,12 +81,19 @@ def write_stack_file(name: str, namespace: str) -> None:
     target.write_text(header + yaml.safe_dump(document, sort_keys=False))
 
 
-def deploy_local() -> Deployed:
-    """Deploys the test stack (the local config in namespace sophia-ai-test) and returns it."""
+def local_stack() -> Deployed:
+    """The test stack (the local config in namespace sophia-ai-test), its state refreshed
+    from the cluster, which may have been restarted empty since the last run."""
     LOG.parent.mkdir(parents=True, exist_ok=True)
     write_stack_file(STACK, NAMESPACE)
     stack = Workspace().stack(STACK)
-    deployment = Deployed(stack=stack, outputs={}, kube=Kube(NAMESPACE))
+    stack.refresh(on_output=log_line, color="never")
+    return Deployed(stack=stack, outputs={}, kube=Kube(NAMESPACE))
+
+
+def deploy_local() -> Deployed:
+    """Deploys the test stack and returns it."""
+    deployment = local_stack()
     deployment.up()
     return deployment
 

@@ -38,6 +38,8 @@ class Measurement:
     readonly_errors_after_settle: int
     errors: dict[str, int]
     masters_after: int
+    switchovers_seen: int
+    """New masters the writer met behind ``redis_url`` (one failover: 1)."""
     extra: dict[str, object]
 
     def as_dict(self) -> dict[str, object]:
@@ -106,6 +108,7 @@ def run_scenario(
         readonly_errors_after_settle=readonly_after_settle(run, event),
         errors=run.errors,
         masters_after=len(masters_by_role(kube, pods_ready(kube))),
+        switchovers_seen=run.switchovers,
         extra=extra,
     )
 

@@ -1,7 +1,9 @@
 """A sequenced writer that runs in the client pod, and the analysis of what it saw.
 
 The writer knows only ``redis_url``: it writes ``<prefix>:<n> = n`` (no TTL) and counts a
-write as confirmed only when ``WAIT 1 500`` reports a replica has it. Client retries are off
+write as confirmed only when ``WAIT 1 500`` reports a replica has it. Every 100 writes it notes
+the serving master's replication ID, which a promotion changes, to count the switchovers its
+clients went through. Client retries are off
 and the socket timeout is 0.5 s, so the measured gaps are the real unavailability.
 """
 
@@ -24,7 +26,7 @@ with open(base + ".cfg") as handle:
 os.unlink(base + ".cfg")
 client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
                               retry_on_timeout=False, health_check_interval=0)
-confirmed, readonly, errors, unconfirmed = [], [], {}, 0
+confirmed, readonly, errors, unconfirmed, masters = [], [], {}, 0, []
 seq = 0
 deadline = time.time() + cfg["duration"]
 while time.time() < deadline:
@@ -32,6 +34,10 @@ while time.time() < deadline:
         break
     seq += 1
     try:
+        if seq % 100 == 1:
+            replid = client.info("replication")["master_replid"]
+            if not masters or masters[-1][1] != replid:
+                masters.append((time.time(), replid))
         client.set(f"{cfg['prefix']}:{seq}", seq)
         if client.execute_command("WAIT", 1, 500) >= 1:
             confirmed.append((seq, time.time()))
@@ -45,7 +51,8 @@ while time.time() < deadline:
         time.sleep(0.01)
 with open(base + ".tmp", "w") as handle:
     json.dump({"confirmed": confirmed, "readonly": readonly, "errors": errors,
-               "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time()}, handle)
+               "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time(),
+               "masters": masters}, handle)
 os.rename(base + ".tmp", base + ".out")
 """
 
@@ -77,6 +84,13 @@ class WriterRun:
     extra: dict[str, Any] = field(default_factory=dict)
     ended: float | None = None
     """When the writer stopped writing (None: unknown)."""
+    masters: list[tuple[float, str]] = field(default_factory=list)
+    """(when, replication ID) each time the master behind ``redis_url`` was a new one."""
+
+    @property
+    def switchovers(self) -> int:
+        """How many times the writer found a newly promoted master behind ``redis_url``."""
+        return max(len(self.masters) - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -154,6 +168,7 @@ def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
         attempts=data["attempts"],
         prefix=prefix,
         ended=data.get("ended"),
+        masters=[(float(t), str(replid)) for t, replid in data.get("masters", [])],
     )
 
 

@@ -375,7 +375,7 @@ def test_literal_env_violates(env: dict[str, str]) -> None:
         {"name": "REDIS_PASSWORD", "value": ""},
         {"name": "REDIS_PASSWORD", "value": "$(REDIS_PASSWORD_FROM_SECRET)"},
         {"name": "REDIS_URL", "value": "redis://:$(REDIS_PASSWORD)@redis:6379/0"},
-        {"name": "PAUSE_MILLISECONDS", "value": "20000"},
+        {"name": "GRACE_SECONDS", "value": "30"},
     ],
 )
 def test_non_credential_env_passes(env: dict[str, str]) -> None:

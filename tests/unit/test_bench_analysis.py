@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bench import (
+    ROLLING_SERIES,
     SCENARIO_SERIES,
     TARGET_MEDIAN_UNAVAILABILITY_SECONDS,
     TARGET_THROUGHPUT_COST,
@@ -155,10 +156,33 @@ def test_soak_counts_false_failovers() -> None:
     assert list(verdicts_of({"soak": noisy}).values()) == [False]
 
 
+def rollout(switchovers: int, expected: int) -> dict[str, Any]:
+    return {
+        "longest_write_gap_seconds": 1.0,
+        "switchovers": switchovers,
+        "expected_switchovers": expected,
+        "confirmed_writes_lost": 0,
+        "readonly_errors_after_settle": 0,
+        "rollout_seconds": 60.0,
+    }
+
+
+def test_rolling_update_switchovers_must_match_the_master_position() -> None:
+    target = "rolling_update: 1 switchover (2 when the master starts on the highest ordinal)"
+    as_expected = summarize_runs([rollout(1, 1), rollout(2, 2)], ROLLING_SERIES)
+    one_too_many = summarize_runs([rollout(1, 1), rollout(2, 1)], ROLLING_SERIES)
+    assert verdicts_of({"rolling_update": as_expected})[target] is True
+    assert verdicts_of({"rolling_update": one_too_many})[target] is False
+
+
 def test_summary_reports_every_section() -> None:
-    results: dict[str, Any] = {"scenarios": {"kill_master_redis": scenario([3.0, 12.0])}}
+    results: dict[str, Any] = {
+        "infra": {"cluster_up_seconds": 14.2},
+        "scenarios": {"kill_master_redis": scenario([3.0, 12.0])},
+    }
     results["targets"] = [v.as_dict() for v in evaluate(results)]
     text = summary(results)
+    assert "cluster_up_seconds 14.2" in text
     assert "kill_master_redis" in text
     assert "NOT MET" in text and "[    met]" in text
 

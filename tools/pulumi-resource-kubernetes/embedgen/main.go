@@ -10,6 +10,9 @@
 // writes them to OUTDIR together with embed_gen.go (which embeds them into
 // our main package) and overlay.json, for `go build -overlay`, which places
 // the three files in OUR_MAIN_DIR without writing into the repository.
+//
+// The overlay also carries a backport of an upstream fix that the provider
+// version the module proxy serves lacks (see statefulSetGenerationFix).
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 func main() {
@@ -85,6 +89,17 @@ func run(src, pkg, out, version string) error {
 		replace[filepath.Join(pkg, name)] = dst
 	}
 
+	awaiter := filepath.Join(src, "..", "..", "pkg", "await", "statefulset.go")
+	patched, err := backportStatefulSetGenerationFix(awaiter)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(out, "statefulset.go")
+	if err := os.WriteFile(dst, patched, 0o644); err != nil {
+		return err
+	}
+	replace[filepath.Clean(awaiter)] = dst
+
 	overlay, err := json.MarshalIndent(map[string]any{"Replace": replace}, "", "  ")
 	if err != nil {
 		return err
@@ -104,4 +119,33 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("parsing %s: %w", path, err)
 	}
 	return nil
+}
+
+// statefulSetAnchor is the line of the StatefulSet awaiter's event handler
+// before which statefulSetGenerationFix goes, once readiness has been computed.
+const statefulSetAnchor = "\t// Set current and target replica counts for logging purposes.\n"
+
+// statefulSetGenerationFix backports pulumi/pulumi-kubernetes#4094 (merged
+// 2026-01-23, after the 2026-01-15 commit the module proxy serves): an update
+// is complete only once the StatefulSet controller has observed the new
+// generation. Without it the awaiter can read the status of the previous
+// rollout and report success before a single pod has been replaced.
+const statefulSetGenerationFix = `	if observed, ok := openapi.Pluck(statefulset.Object, "status", "observedGeneration"); !ok || observed != statefulset.GetGeneration() {
+		sia.revisionReady, sia.replicasReady = false, false
+	}
+
+`
+
+// backportStatefulSetGenerationFix returns the awaiter source with the fix in
+// place, and fails if upstream changed so that the anchor is not found once.
+func backportStatefulSetGenerationFix(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	source := string(b)
+	if strings.Count(source, statefulSetAnchor) != 1 {
+		return nil, fmt.Errorf("%s: the StatefulSet await backport no longer applies (anchor %q not found exactly once)", path, strings.TrimSpace(statefulSetAnchor))
+	}
+	return []byte(strings.Replace(source, statefulSetAnchor, statefulSetGenerationFix+statefulSetAnchor, 1)), nil
 }
