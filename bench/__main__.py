@@ -35,7 +35,7 @@ from tests.integration.health import config_epoch, wait_healthy
 from tests.integration.kube import CLIENT_POD, Kube
 from tests.integration.traffic import (
     finish_writer,
-    longest_gap,
+    longest_gap_span,
     missing_confirmed,
     readonly_after_settle,
     start_writer,
@@ -333,13 +333,14 @@ class Bench:
             run = finish_writer(writer, prefix, timeout=60)
             master_after = wait_healthy(kube)
             end = min(finished, run.ended or finished)
+            gap_start, gap_end = longest_gap_span([t for _, t in run.confirmed], started, end)
             return {
                 "policy": f"{current} -> {target}",
                 "applied": config_value(kube, master_after, "maxmemory-policy") == target,
                 "rollout_seconds": round(finished - started, 3),
-                "longest_write_gap_seconds": round(
-                    longest_gap([t for _, t in run.confirmed], started, end), 3
-                ),
+                "longest_write_gap_seconds": round(gap_end - gap_start, 3),
+                "longest_write_gap_from_seconds": round(gap_start - started, 3),
+                "new_master_at_seconds": [round(t - started, 3) for t, _ in run.masters[1:]],
                 "switchovers": run.switchovers,
                 "config_epoch_delta": config_epoch(kube, master_after) - epoch_before,
                 "expected_switchovers": 2 if master_before == highest else 1,

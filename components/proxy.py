@@ -28,6 +28,9 @@ from .workload import (
 )
 
 PROXY_UID = 99
+IN_SYNC_LAG_SECONDS = 2
+"""A replica acknowledges the replication stream every second; one silent for longer than this
+no longer vouches for its master."""
 SERVER_DEFAULTS = "check inter 1s downinter 250ms fall 1 rise 1 resolvers cluster init-addr none"
 """React to one check result and resolve pod names through cluster DNS. Servers that are down
 (replicas, Sentinels naming another master) are checked four times a second, so a promoted
@@ -49,15 +52,18 @@ def _agreed(ordinal: int, quorum: int) -> str:
 
 def master_expectation(settings: RedisSettings) -> str:
     """What ``INFO replication`` must show for a server to take connections: master, and, when
-    writes need replicas, enough of them in sync. An old master cut off from its replicas thus
-    goes down after ``min-replicas-max-lag`` and its sessions are shut down, so clients move to
-    the new master instead of collecting NOREPLICAS until the partition heals."""
+    writes need replicas, enough of them in sync, one of which acknowledged the replication
+    stream at most :data:`IN_SYNC_LAG_SECONDS` ago. A master cut off from its replicas thus
+    goes down here within a few seconds, before it would refuse writes itself
+    (``min-replicas-max-lag``): its sessions are shut down and clients move to the master the
+    Sentinels elect instead of writing where no replica receives their data."""
     if settings.min_replicas_to_write == 0:
         return "string role:master"
     good = "|".join(str(n) for n in range(settings.min_replicas_to_write, settings.replicas))
+    lag = min(IN_SYNC_LAG_SECONDS, settings.min_replicas_max_lag_seconds)
     return (
-        "rstring role:master[^a-z]+connected_slaves:[0-9]+[^a-z]+"
-        f"min_slaves_good_slaves:({good})[^0-9]"
+        "rstring (?s)role:master[^a-z]+connected_slaves:[0-9]+[^a-z]+"
+        f"min_slaves_good_slaves:({good})[^0-9].*state=online,offset=[0-9]+,lag=[0-{lag}][^0-9]"
     )
 
 

@@ -196,8 +196,14 @@ def unavailability(run: WriterRun, event: float, window: float = 30.0) -> float:
 def longest_gap(times: list[float], start: float, end: float) -> float:
     """The longest stretch in ``[start, end)`` without a confirmed write, counting from
     ``start`` (``end - start`` when none landed inside)."""
+    gap_start, gap_end = longest_gap_span(times, start, end)
+    return gap_end - gap_start
+
+
+def longest_gap_span(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """Where the longest gap of :func:`longest_gap` begins and ends."""
     points = [start, *[t for t in times if start < t < end], end]
-    return max(b - a for a, b in itertools.pairwise(points))
+    return max(itertools.pairwise(points), key=lambda pair: pair[1] - pair[0])
 
 
 def settled_at(run: WriterRun, event: float, hold: float = 2.0) -> float | None:

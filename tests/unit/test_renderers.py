@@ -18,7 +18,7 @@ from components.conf import (
     script,
 )
 from components.naming import Names, image_version
-from components.proxy import render_haproxy_cfg
+from components.proxy import master_expectation, render_haproxy_cfg
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
 
@@ -140,7 +140,7 @@ def test_haproxy_routes_only_to_an_agreed_master() -> None:
     settings = load_settings({"redis:replicas": "5"})
     text = render_haproxy_cfg(settings, Names.of(settings))
     assert FAKE_PASSWORD not in text and "${REDIS_PASSWORD}" in text
-    assert text.count("tcp-check expect rstring role:master") == 1
+    assert text.count("tcp-check expect rstring (?s)role:master") == 1
     assert "min_slaves_good_slaves:(1|2|3|4)[^0-9]" in text
     for i in range(5):
         assert (
@@ -150,6 +150,35 @@ def test_haproxy_routes_only_to_an_agreed_master() -> None:
         assert f"backend sentinels_agree_on_{i}" in text
     assert "tcp-request connection reject unless" in text
     assert "on-marked-down shutdown-sessions" in text
+
+
+def info_replication(role: str, good: int, lags: list[int]) -> str:
+    lines = [f"role:{role}", f"connected_slaves:{len(lags)}", f"min_slaves_good_slaves:{good}"]
+    lines += [
+        f"slave{i}:ip=redis-{i + 1}.redis-headless,port=6379,state=online,offset=9,lag={lag}"
+        for i, lag in enumerate(lags)
+    ]
+    lines += ["master_failover_state:no-failover", "master_replid:abc", "master_repl_offset:9"]
+    return "# Replication\r\n" + "\r\n".join(lines) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("info", "routable"),
+    [
+        (info_replication("master", 2, [0, 1]), True),
+        (info_replication("master", 2, [4, 1]), True),
+        # Both replicas silent for 3 s: the master is cut off, though it still takes writes.
+        (info_replication("master", 2, [3, 3]), False),
+        (info_replication("master", 0, [7, 9]), False),
+        (info_replication("master", 0, []), False),
+        (info_replication("slave", 0, []), False),
+    ],
+)
+def test_proxy_master_check_needs_a_replica_in_sync(info: str, routable: bool) -> None:
+    expectation = master_expectation(load_settings(stack_config("dev")))
+    kind, pattern = expectation.split(" ", 1)
+    assert kind == "rstring"
+    assert bool(re.search(pattern, info)) is routable
 
 
 def test_redis_conf_bounds_write_loss_and_failover_delay() -> None:
