@@ -168,22 +168,6 @@ def git_commit() -> str:
     return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def pod_script(kube: Kube, script: str, payload: dict[str, Any], timeout: float) -> Any:
-    """Runs a Python script in the client pod with its config (the URL) on stdin."""
-    output = kube.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        script,
-        stdin=json.dumps(payload),
-        timeout=timeout,
-    )
-    return json.loads(output.stdout)
-
-
 def config_value(kube: Kube, pod: str, name: str) -> str:
     """One ``CONFIG GET`` value of the Redis server in ``pod``."""
     lines = kube.redis(pod, "CONFIG", "GET", name).split()
@@ -220,7 +204,9 @@ class Bench:
     def clean(self, *patterns: str) -> None:
         """Deletes the keys a measurement wrote, so later ones start from the same data."""
         try:
-            deleted = pod_script(self.kube, CLEAN, {"url": self.url, "patterns": patterns}, 600)
+            deleted = self.kube.client_python(
+                CLEAN, {"url": self.url, "patterns": patterns}, timeout=600
+            )
             log(f"  cleaned {deleted['deleted']} keys ({', '.join(patterns)})")
         except Exception as error:  # a leftover key set is no reason to stop the benchmark
             log(f"  cleaning {patterns} failed: {failure_text(error)}")
@@ -269,7 +255,9 @@ class Bench:
             wait_healthy(self.kube, replicas)
             prefix = f"bench-persist-{index}-{int(time.time())}"
             dataset = {"url": self.url, "prefix": prefix, "count": PERSISTENCE_KEYS}
-            acked = pod_script(self.kube, WRITE_DATASET, {**dataset, "replicas": replicas - 1}, 300)
+            acked = self.kube.client_python(
+                WRITE_DATASET, {**dataset, "replicas": replicas - 1}, timeout=300
+            )
             writer_prefix = f"{prefix}-writer"
             writer = start_writer(self.kube, self.url, writer_prefix, PERSISTENCE_WRITER_SECONDS)
             try:
@@ -285,7 +273,7 @@ class Bench:
                 stop_writer(writer)
             run = finish_writer(writer, writer_prefix, timeout=60)
             window = (run.ended or time.time()) - event
-            missing = pod_script(self.kube, READ_DATASET, dataset, 300)["missing"]
+            missing = self.kube.client_python(READ_DATASET, dataset, timeout=300)["missing"]
             return {
                 "keys_written": PERSISTENCE_KEYS,
                 "replicas_acked_before": acked["acked"],

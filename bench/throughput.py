@@ -10,14 +10,13 @@ request, or per pipeline when pipelined).
 from __future__ import annotations
 
 import inspect
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.integration.kube import CLIENT_POD, Kube
+from tests.integration.kube import Kube
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -218,18 +217,8 @@ def run_case(kube: Kube, url: str, case: Case, config: LoadConfig) -> dict[str, 
         "timeout": config.timeout_seconds,
         "prefix": config.prefix,
     }
-    output = kube.run(
-        "exec",
-        "-i",
-        CLIENT_POD,
-        "--",
-        "python3",
-        "-c",
-        loadgen_script(),
-        stdin=json.dumps(payload),
-        timeout=config.seconds + config.warmup_seconds + 120,
-    )
-    result: dict[str, Any] = json.loads(output.stdout)
+    timeout = config.seconds + config.warmup_seconds + 120
+    result: dict[str, Any] = kube.client_python(loadgen_script(), payload, timeout=timeout)
     result["latency_per"] = case.latency_per
     return result
 

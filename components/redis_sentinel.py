@@ -76,30 +76,10 @@ class RedisSentinel(pulumi.ComponentResource):
             )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=prerequisites)
 
-        password = random.RandomPassword(
-            f"{name}-{password_resource_suffix(settings.password_generation)}",
-            length=PASSWORD_LENGTH,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            min_special=2,
-            min_numeric=2,
-            min_upper=2,
-            min_lower=2,
-            opts=child,
-        )
+        password = _generated_password(name, settings.password_generation, child)
         secret_data: dict[str, pulumi.Input[str]] = {PASSWORD_KEY: password.result}
         if settings.password_generation > 1:
-            previous = random.RandomPassword(
-                f"{name}-{password_resource_suffix(settings.password_generation - 1)}",
-                length=PASSWORD_LENGTH,
-                special=True,
-                override_special=PASSWORD_SPECIALS,
-                min_special=2,
-                min_numeric=2,
-                min_upper=2,
-                min_lower=2,
-                opts=child,
-            )
+            previous = _generated_password(name, settings.password_generation - 1, child)
             secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
         secret = k8s.core.v1.Secret(
             f"{name}-auth",
@@ -256,3 +236,21 @@ class RedisSentinel(pulumi.ComponentResource):
             yaml=document.apply(pulumi.StringAsset),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _generated_password(
+    name: str, generation: int, opts: pulumi.ResourceOptions
+) -> random.RandomPassword:
+    """The AUTH password of one rotation generation; its resource name carries the generation,
+    so bumping it creates a new password and keeps the previous one."""
+    return random.RandomPassword(
+        f"{name}-{password_resource_suffix(generation)}",
+        length=PASSWORD_LENGTH,
+        special=True,
+        override_special=PASSWORD_SPECIALS,
+        min_special=2,
+        min_numeric=2,
+        min_upper=2,
+        min_lower=2,
+        opts=opts,
+    )

@@ -29,20 +29,10 @@
 # says why, e.g. no Go toolchain or an unreachable module proxy).
 set -euo pipefail
 
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
-# versions.env is shared with other tooling; only plain KEY=VALUE lines.
-set -a
-# shellcheck source-path=SCRIPTDIR source=versions.env
-. "$REPO_ROOT/scripts/versions.env"
-set +a
-
-CACHE=${SOPHIA_CACHE:-$HOME/.cache/sophia-redis}
-BIN_DIR=$CACHE/bin
-BUILD_DIR=$CACHE/build
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 OUT_DIR=$BUILD_DIR/out
 LOG_DIR=$BUILD_DIR/logs
-STAMP_DIR=$CACHE/stamps
 PULUMI_HOME_DIR=$CACHE/pulumi-home
 ENV_FILE=$CACHE/env.sh
 

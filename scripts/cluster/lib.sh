@@ -15,19 +15,9 @@
 # shellcheck disable=SC2034  # variables are used by the scripts that source this file
 
 CLUSTER_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$CLUSTER_LIB_DIR/../.." && pwd)
-
-# versions.env is shared with other tooling; only plain KEY=VALUE lines.
-set -a
-# shellcheck source-path=SCRIPTDIR source=../versions.env
-. "$REPO_ROOT/scripts/versions.env"
-set +a
-
-CACHE=${SOPHIA_CACHE:-$HOME/.cache/sophia-redis}
-BIN_DIR=$CACHE/bin
-BUILD_DIR=$CACHE/build
+# shellcheck source-path=SCRIPTDIR source=../common.sh
+. "$CLUSTER_LIB_DIR/../common.sh"
 IMAGES_DIR=$CACHE/images
-STAMP_DIR=$CACHE/stamps
 CLUSTER_DIR=$CACHE/cluster
 PKI_DIR=$CLUSTER_DIR/pki
 LOG_DIR=$CLUSTER_DIR/logs

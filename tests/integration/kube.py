@@ -65,11 +65,19 @@ class Kube:
         args = ["exec", "-i" if stdin is not None else "", pod, "-c", container, "--", *command]
         return self.run(*[a for a in args if a], stdin=stdin, timeout=timeout).stdout
 
-    def client_python(self, script: str, payload: Any) -> Any:
+    def client_python(self, script: str, payload: Any, timeout: float = 120) -> Any:
         """Runs ``script`` in the client pod with ``payload`` as JSON on stdin (so URLs and
         passwords stay out of argv) and returns the JSON it prints."""
         output = self.run(
-            "exec", "-i", CLIENT_POD, "--", "python3", "-c", script, stdin=json.dumps(payload)
+            "exec",
+            "-i",
+            CLIENT_POD,
+            "--",
+            "python3",
+            "-c",
+            script,
+            stdin=json.dumps(payload),
+            timeout=timeout,
         ).stdout
         return json.loads(output)
 
