@@ -325,6 +325,9 @@ class Bench:
             return {
                 "policy": f"{current} -> {target}",
                 "applied": config_value(kube, master_after, "maxmemory-policy") == target,
+                "started_at": datetime.fromtimestamp(started, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
                 "rollout_seconds": round(finished - started, 3),
                 "longest_write_gap_seconds": round(gap_end - gap_start, 3),
                 "longest_write_gap_from_seconds": round(gap_start - started, 3),

@@ -50,6 +50,11 @@ def _agreed(ordinal: int, quorum: int) -> str:
     )
 
 
+def _named_reply_length(host: str) -> int:
+    """Bytes of a ``GET-MASTER-ADDR-BY-NAME`` reply up to the end of ``host``, its first item."""
+    return len(f"*2\r\n${len(host)}\r\n{host}")
+
+
 def master_expectation(settings: RedisSettings) -> str:
     """What ``INFO replication`` must show for a server to take connections: master, and, when
     writes need replicas, enough of them in sync, one of which acknowledged the replication
@@ -118,10 +123,10 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "    tcp-check connect",
         '    tcp-check send "AUTH admin ${REDIS_PASSWORD}\\r\\n"',
         "    tcp-check expect string +OK",
-        '    tcp-check send "INFO replication\\r\\n"',
+        # QUIT in the same send: Redis closes the connection after the reply, so a reply that
+        # does not match fails the check at once instead of after the check timeout.
+        '    tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
         f"    tcp-check expect {master_expectation(settings)}",
-        '    tcp-check send "QUIT\\r\\n"',
-        "    tcp-check expect string +OK",
         f"    default-server {SERVER_DEFAULTS} on-marked-down shutdown-sessions",
     ]
     out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
@@ -135,8 +140,10 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
             "    tcp-check expect string +OK",
             f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {master_set}\\r\\n"',
-            # No QUIT: Sentinel 7.0 does not know it; HAProxy closes the connection itself.
-            f"    tcp-check expect string {names.pod_host(i)}",
+            # Sentinel 7.0 knows no QUIT and keeps the connection open: min-recv makes a reply
+            # that names another master conclusive once it is long enough to hold this name.
+            f"    tcp-check expect min-recv {_named_reply_length(names.pod_host(i))} "
+            f"string {names.pod_host(i)}",
             f"    default-server {SERVER_DEFAULTS}",
         ]
         out += [f"    server sentinel-{j} {names.pod_host(j)}:{SENTINEL_PORT}" for j in ordinals]
