@@ -20,6 +20,7 @@ from .naming import (
 from .settings import RedisSettings
 from .workload import (
     PASSWORD_KEY,
+    PREVIOUS_PASSWORD_KEY,
     Json,
     affinity,
     pod_security,
@@ -28,6 +29,13 @@ from .workload import (
 )
 
 PROXY_UID = 99
+PROXY_START = (
+    'export REDIS_PASSWORD="${REDIS_PREVIOUS_PASSWORD:-$REDIS_PASSWORD}"; '
+    "exec haproxy -db -f /config/haproxy.cfg"
+)
+"""The proxy's checks authenticate with the previous password while there is one: every pod
+accepts it, those still on the old spec during a rotation and the new ones alike, so the checks
+keep passing while the proxy and the Redis pods roll in any order."""
 IN_SYNC_LAG_SECONDS = 2
 """A replica acknowledges the replication stream every second; one silent for longer than this
 no longer vouches for its master."""
@@ -175,8 +183,16 @@ def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str
                         "name": "haproxy",
                         "image": settings.proxy_image,
                         "imagePullPolicy": settings.image_pull_policy,
-                        "command": ["haproxy", "-db", "-f", "/config/haproxy.cfg"],
-                        "env": [secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY)],
+                        "command": ["sh", "-c", PROXY_START],
+                        "env": [
+                            secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
+                            secret_env(
+                                "REDIS_PREVIOUS_PASSWORD",
+                                names.secret,
+                                PREVIOUS_PASSWORD_KEY,
+                                optional=True,
+                            ),
+                        ],
                         "ports": [
                             {"name": "redis", "containerPort": REDIS_PORT},
                             {"name": "health", "containerPort": PROXY_HEALTH_PORT},

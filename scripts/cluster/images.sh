@@ -68,8 +68,9 @@ image_hash() {
     {
         echo "rev=$CLUSTER_BUILD_REVISION suite=$IMAGE_DEBIAN_SUITE mirror=$IMAGE_DEBIAN_MIRROR"
         echo "ref=$(image_ref "$key") packages=$(image_packages "$key") uid=$APP_UID"
-        sha256sum "$CLUSTER_LIB_DIR/images.sh" "$CLUSTER_LIB_DIR/mkimage.py"
-        [[ $key != pause ]] || { go version; sha256sum "$REPO_ROOT"/tools/pause/*.go "$REPO_ROOT/tools/pause/go.mod"; }
+        # Relative names: the hash must not depend on where the repository is checked out.
+        (cd "$CLUSTER_LIB_DIR" && sha256sum images.sh mkimage.py)
+        [[ $key != pause ]] || { go version; (cd "$REPO_ROOT/tools/pause" && sha256sum ./*.go go.mod); }
     } | sha256sum | cut -d' ' -f1
 }
 
