@@ -92,24 +92,26 @@ class Workspace:
             env["PULUMI_HOME"] = str(pulumi_home)
         return env
 
-    def clear_stale_locks(self, stack: str) -> list[Path]:
-        """Removes locks of ``stack`` left by a killed update on this host (its pid is gone)."""
-        removed = []
-        locks = self.state_dir / ".pulumi" / "locks"
-        for lock in locks.glob(f"*/{PROJECT}/{stack}/*.json"):
+    def stale_locks(self, stack: str) -> list[Path]:
+        """The lock files of ``stack``, when every one of them was left by an update of this
+        host whose process is gone (a killed run); otherwise (no lock, or one that may be live)
+        an empty list."""
+        # No documented API says who holds a lock of the file backend, so the owner (hostname
+        # and pid in the lock file: the CLI's internal format) is read here, only to decide.
+        locks = sorted((self.state_dir / ".pulumi" / "locks").glob(f"*/{PROJECT}/{stack}/*.json"))
+        for lock in locks:
             try:
                 owner = json.loads(lock.read_text())
             except (OSError, ValueError):
-                continue
-            if owner.get("hostname") == socket.gethostname() and not pid_alive(owner.get("pid")):
-                lock.unlink()
-                removed.append(lock)
-        return removed
+                return []
+            if owner.get("hostname") != socket.gethostname() or pid_alive(owner.get("pid")):
+                return []
+        return locks
 
     def stack(self, name: str) -> auto.Stack:
-        """Creates or selects stack ``name`` of this project."""
+        """Creates or selects stack ``name`` of this project; clears the locks a killed update
+        of this host left on it."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.clear_stale_locks(name)
         env = self.env()
         command = auto.PulumiCommand(root=str(pulumi_root()), skip_version_check=True)
         options = auto.LocalWorkspaceOptions(
@@ -119,4 +121,9 @@ class Workspace:
             secrets_provider="passphrase",
             pulumi_command=command,
         )
-        return auto.create_or_select_stack(stack_name=name, work_dir=str(REPO), opts=options)
+        stack = auto.create_or_select_stack(stack_name=name, work_dir=str(REPO), opts=options)
+        if self.stale_locks(name):
+            # `pulumi cancel` removes every lock of the stack (on this backend it deletes the
+            # lock files), hence only when all of them are stale.
+            stack.cancel()
+        return stack

@@ -23,17 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from automation.workspace import REPO
-from tests.integration import scenarios
-from tests.integration.deployment import (
+from redistest import scenarios
+from redistest.deployment import (
     Deployed,
     deploy_local,
     local_stack,
     start_client_pod,
     start_cluster,
 )
-from tests.integration.health import config_epoch, wait_healthy
-from tests.integration.kube import CLIENT_POD, Kube
-from tests.integration.traffic import (
+from redistest.health import config_epoch, wait_healthy
+from redistest.kube import CLIENT_POD, Kube
+from redistest.traffic import (
     finish_writer,
     longest_gap_span,
     missing_confirmed,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.integration.kube import Kube
+from redistest.kube import Kube
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

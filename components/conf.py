@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
+from .pod_constants import CONSTANTS_FILE, render_constants_sh
 from .settings import RedisSettings
 
 SCRIPT_NAMES = (
@@ -83,8 +84,8 @@ def render_redis_conf(settings: RedisSettings) -> str:
 
 
 def render_sentinel_conf(settings: RedisSettings) -> str:
-    """Per-master Sentinel options; ``@MASTER_SET@`` is the master-set name."""
-    name = "@MASTER_SET@"
+    """Per-master Sentinel options, appended after the ``sentinel monitor`` line."""
+    name = settings.master_set_name
     lines = [
         f"sentinel down-after-milliseconds {name} {settings.down_after_milliseconds}",
         f"sentinel failover-timeout {name} {settings.failover_timeout_milliseconds}",
@@ -99,11 +100,16 @@ def script(name: str) -> str:
     return resources.files(__package__).joinpath("scripts", name).read_text()
 
 
+SCRIPT_VOLUME_FILES = (*SCRIPT_NAMES, CONSTANTS_FILE)
+"""Files of the ``scripts`` volume: the scripts and the constants they source."""
+
+
 def config_files(settings: RedisSettings) -> dict[str, str]:
     """Every file of the release's ConfigMap, mounted at ``/config`` and ``/scripts``."""
     files = {
         "redis.conf": render_redis_conf(settings),
         "sentinel.conf": render_sentinel_conf(settings),
+        CONSTANTS_FILE: render_constants_sh(settings, client_acl_rules()),
     }
     files.update({name: script(name) for name in SCRIPT_NAMES})
     return files

@@ -366,6 +366,11 @@ def _parse_resources(raw: Any, problems: list[str]) -> dict[str, ContainerResour
     return result
 
 
+def majority(replicas: int) -> int:
+    """The smallest number of ``replicas`` pods (or their Sentinels) that is a majority."""
+    return replicas // 2 + 1
+
+
 def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     """Validates the ``redis:*`` entries of ``raw`` (full ``namespace:key`` names).
 
@@ -392,7 +397,7 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     settings = RedisSettings(**values, resources=resources)
 
     replicas = settings.replicas
-    quorum = values.get("sentinel_quorum", replicas // 2 + 1)
+    quorum = values.get("sentinel_quorum", majority(replicas))
     if replicas < 3 or replicas % 2 == 0:
         problems.append(
             f"{_key('replicas')}: {replicas} is not allowed; expected an odd integer of at "
@@ -431,11 +436,11 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
 def _check_replica_dependents(problems: list[str], settings: RedisSettings, quorum: int) -> None:
     """Checks of keys whose range depends on a valid replica count."""
     replicas = settings.replicas
-    majority = replicas // 2 + 1
-    if not majority <= quorum <= replicas:
+    least = majority(replicas)
+    if not least <= quorum <= replicas:
         problems.append(
             f"{_key('sentinelQuorum')}: {quorum} is not a majority of {replicas} replicas; "
-            f"expected {majority}..{replicas}"
+            f"expected {least}..{replicas}"
         )
     _check_range(problems, "parallelSyncs", settings.parallel_syncs, 1, replicas - 1)
     _check_range(problems, "minReplicasToWrite", settings.min_replicas_to_write, 0, replicas - 1)

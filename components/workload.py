@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conf import SCRIPT_NAMES, client_acl_rules
+from .conf import SCRIPT_VOLUME_FILES
 from .naming import REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
+from .pod_constants import CONFIG_MOUNT, DATA_MOUNT, RUN_MOUNT, SCRIPTS_MOUNT, TMP_MOUNT
 from .settings import RedisSettings
 
 REDIS_UID = 999
-STALE_REPLICA_PRIORITY = 200
-SENTINEL_WAIT_SECONDS = 10
-"""How long a starting pod waits for a majority of Sentinels to say who the master is."""
-FORGET_CHECK_SECONDS = 5
-"""How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
 
 PASSWORD_KEY = "password"
 PREVIOUS_PASSWORD_KEY = "previous-password"
@@ -82,54 +78,43 @@ def zone_spread(labels: dict[str, str]) -> list[Json]:
     ]
 
 
-def _pod_env(settings: RedisSettings, names: Names) -> list[Json]:
+def pod_env(names: Names) -> list[Json]:
+    """Environment of both containers: who the pod is and the credentials. Everything else the
+    scripts need is in ``constants.sh``."""
     return [
         field_env("POD_NAME", "metadata.name"),
-        field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("REVISION", "metadata.labels['controller-revision-hash']"),
-        {"name": "HEADLESS_SERVICE", "value": names.headless_service},
-        {"name": "CLUSTER_DOMAIN", "value": settings.cluster_domain},
-        {"name": "REPLICAS", "value": str(settings.replicas)},
-        {"name": "QUORUM", "value": str(settings.sentinel_quorum)},
-        {"name": "MASTER_SET", "value": settings.master_set_name},
         {"name": "REDISCLI_HISTFILE", "value": "/dev/null"},
-        {"name": "GRACE_SECONDS", "value": str(settings.termination_grace_period_seconds)},
         secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
         secret_env("REDIS_PREVIOUS_PASSWORD", names.secret, PREVIOUS_PASSWORD_KEY, optional=True),
         secret_env("REDISCLI_AUTH", names.secret, PASSWORD_KEY),
     ]
 
 
+def _script_command(name: str, *args: str) -> list[str]:
+    return ["sh", f"{SCRIPTS_MOUNT}/{name}", *args]
+
+
 def _exec_probe(mode: str, period: int, failures: int, timeout: int = 5) -> Json:
     return {
-        "exec": {"command": ["sh", "/scripts/probe.sh", mode]},
+        "exec": {"command": _script_command("probe.sh", mode)},
         "periodSeconds": period,
         "timeoutSeconds": timeout,
         "failureThreshold": failures,
     }
 
 
-def failover_wait_seconds(settings: RedisSettings) -> int:
-    """How long a master that restarted before the Sentinels noticed waits for them to
-    promote a replica: detection, agreement and promotion, with margin."""
-    budget = 3 * settings.down_after_milliseconds + settings.failover_timeout_milliseconds
-    return budget // 1000 + 5
+def _mounts(*volumes: tuple[str, str]) -> list[Json]:
+    return [{"name": name, "mountPath": path} for name, path in volumes]
 
 
 def redis_container(settings: RedisSettings, names: Names) -> Json:
-    env = [
-        *_pod_env(settings, names),
-        {"name": "SENTINEL_WAIT_SECONDS", "value": str(SENTINEL_WAIT_SECONDS)},
-        {"name": "FAILOVER_WAIT_SECONDS", "value": str(failover_wait_seconds(settings))},
-        {"name": "CLIENT_ACL_RULES", "value": client_acl_rules()},
-        {"name": "STALE_REPLICA_PRIORITY", "value": str(STALE_REPLICA_PRIORITY)},
-    ]
     return {
         "name": "redis",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["sh", "/scripts/start-redis.sh"],
-        "env": env,
+        "command": _script_command("start-redis.sh"),
+        "env": pod_env(names),
         "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
         "resources": settings.resources["redis"].as_kubernetes(),
         "securityContext": restricted_container_security(),
@@ -139,14 +124,14 @@ def redis_container(settings: RedisSettings, names: Names) -> Json:
             **_exec_probe("redis-ready", period=2, failures=2),
             "successThreshold": 1,
         },
-        "lifecycle": {"preStop": {"exec": {"command": ["sh", "/scripts/prestop-redis.sh"]}}},
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/data"},
-            {"name": "config", "mountPath": "/config"},
-            {"name": "scripts", "mountPath": "/scripts"},
-            {"name": "run", "mountPath": "/run/redis"},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "lifecycle": {"preStop": {"exec": {"command": _script_command("prestop-redis.sh")}}},
+        "volumeMounts": _mounts(
+            ("data", DATA_MOUNT),
+            ("config", CONFIG_MOUNT),
+            ("scripts", SCRIPTS_MOUNT),
+            ("run", RUN_MOUNT),
+            ("tmp", TMP_MOUNT),
+        ),
     }
 
 
@@ -155,11 +140,8 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "name": "sentinel",
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "command": ["sh", "/scripts/start-sentinel.sh"],
-        "env": [
-            *_pod_env(settings, names),
-            {"name": "FORGET_CHECK_SECONDS", "value": str(FORGET_CHECK_SECONDS)},
-        ],
+        "command": _script_command("start-sentinel.sh"),
+        "env": pod_env(names),
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
         "resources": settings.resources["sentinel"].as_kubernetes(),
         "securityContext": restricted_container_security(),
@@ -167,13 +149,13 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "livenessProbe": _exec_probe("sentinel-live", period=10, failures=6),
         "readinessProbe": _exec_probe("sentinel-ready", period=5, failures=2),
         # Keep this Sentinel up while the Redis container's preStop hands the master role over.
-        "lifecycle": {"preStop": {"exec": {"command": ["sh", "/scripts/prestop-sentinel.sh"]}}},
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/data"},
-            {"name": "config", "mountPath": "/config"},
-            {"name": "scripts", "mountPath": "/scripts"},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "lifecycle": {"preStop": {"exec": {"command": _script_command("prestop-sentinel.sh")}}},
+        "volumeMounts": _mounts(
+            ("data", DATA_MOUNT),
+            ("config", CONFIG_MOUNT),
+            ("scripts", SCRIPTS_MOUNT),
+            ("tmp", TMP_MOUNT),
+        ),
     }
 
 
@@ -223,7 +205,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                         "configMap": {
                             "name": names.config_map,
                             "defaultMode": 0o555,
-                            "items": [{"key": n, "path": n} for n in SCRIPT_NAMES],
+                            "items": [{"key": n, "path": n} for n in SCRIPT_VOLUME_FILES],
                         },
                     },
                     {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},

@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Debian packages the unit tests need on the host: shellcheck (pod scripts) and haproxy
-# (validates the rendered haproxy.cfg with 'haproxy -c'; never started here).
+# Installs, in one step, every Debian package of scripts/host-packages.txt that is missing.
+# Run first by `make up` and `make test`; a no-op when everything is there.
+#   install-host-packages.sh            install what is missing
+#   install-host-packages.sh --list     print the manifest's package names
 set -euo pipefail
+manifest="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/host-packages.txt"
+
+packages() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$manifest" | awk '{ print $1 }'; }
+
+if [[ ${1:-} == --list ]]; then
+    packages
+    exit 0
+fi
 
 missing=()
-command -v shellcheck >/dev/null || missing+=(shellcheck)
-command -v haproxy >/dev/null || missing+=(haproxy)
-[ ${#missing[@]} -eq 0 ] && exit 0
+while read -r pkg; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done < <(packages)
+((${#missing[@]} == 0)) && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "error: ${missing[*]} missing and not root: install them with 'sudo apt-get install ${missing[*]}'" >&2
+if [[ $(id -u) -ne 0 ]]; then
+    echo "error: host packages missing and not root: run 'sudo apt-get install ${missing[*]}' or this script as root" >&2
     exit 1
 fi
+echo "installing host packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null || { echo "error: the Debian archive is unreachable: cannot install ${missing[*]}" >&2; exit 1; }
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get update -qq >/dev/null ||
+    { echo "error: the Debian archive is unreachable (apt-get update failed): cannot install ${missing[*]}" >&2; exit 1; }
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+    { echo "error: apt-get install ${missing[*]} failed" >&2; exit 1; }

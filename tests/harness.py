@@ -12,6 +12,7 @@ import pulumi
 import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.mocks import MockMonitor
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "sophia-redis"
@@ -38,6 +39,17 @@ class Registered:
     options: Any
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What the engine would know of one resource: its URN, its parent's and its aliases'."""
+
+    urn: str
+    parent: str
+    """URN of the parent; empty for the stack."""
+    aliases: tuple[str, ...]
+    """The URNs the alias specs stand for, resolved as the engine does."""
+
+
 @dataclass
 class Deployment:
     """What one run of the program registered and exported."""
@@ -47,6 +59,8 @@ class Deployment:
     raw_outputs: dict[str, Any] = field(default_factory=dict)
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
     """Resource options by (type, name), as the program passed them."""
+    registrations: dict[tuple[str, str], Registration] = field(default_factory=dict)
+    """URNs by (type, name), as the mock monitor saw them."""
 
     def of_type(self, resource_type: str) -> list[Registered]:
         return [r for r in self.resources if r.type == resource_type]
@@ -70,6 +84,47 @@ def reveal(value: Any) -> Any:
     if isinstance(value, list):
         return [reveal(v) for v in value]
     return value
+
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, making URNs as the engine does (the parent's whole type chain, the
+    stack left out) and recording each resource's URN, parent and aliases."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, deployment: Deployment) -> None:
+        super().__init__(mocks)
+        self.deployment = deployment
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != ROOT_STACK_TYPE:
+                type_ = f"{parent_type}${type_}"
+        return "::".join([f"urn:pulumi:{pulumi.get_stack()}", pulumi.get_project(), type_, name])
+
+    def alias_urn(self, alias: Any, type_: str, name: str, parent: str) -> str:
+        """The URN an ``alias_pb2.Alias`` of a resource stands for; what a spec leaves unset
+        is the resource's own, as in the engine."""
+        if alias.WhichOneof("alias") == "urn":
+            return str(alias.urn)
+        spec = alias.spec
+        assert not spec.stack and not spec.project, "aliases across stacks are not modelled"
+        spec_parent = "" if spec.noParent else (spec.parentUrn or parent)
+        return self.make_urn(spec_parent, spec.type or type_, spec.name or name)
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.deployment.registrations[(request.type, request.name)] = Registration(
+            urn=response.urn,
+            parent=request.parent,
+            aliases=tuple(
+                self.alias_urn(alias, request.type, request.name, request.parent)
+                for alias in request.aliases
+            ),
+        )
+        return response
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -100,8 +155,13 @@ def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
     deployment = Deployment()
     # A fresh root stack per run, so stack transformations of earlier runs don't linger.
     pulumi_settings.ROOT.set(None)
+    mocks = RecordingMocks(deployment)
     pulumi.runtime.set_mocks(
-        RecordingMocks(deployment), project=PROJECT, stack=stack, preview=False
+        mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=False,
+        monitor=RecordingMonitor(mocks, deployment),
     )
     pulumi.runtime.set_all_config(dict(config))
 

@@ -15,7 +15,8 @@ if [ -w "$SHUTDOWN_LOG" ] || [ -w "${SHUTDOWN_LOG%/*}" ]; then
     exec 2>"$SHUTDOWN_LOG"
 fi
 
-hook_deadline=$(($(date +%s) + GRACE_SECONDS - 5))
+hook_deadline=$(($(date +%s) + HANDOVER_BUDGET_SECONDS))
+failover_deadline=$((hook_deadline - QUORUM_ANNOUNCE_SECONDS))
 
 info=$(redis_cmd localhost INFO replication) || exit 0
 [ "$(printf '%s\n' "$info" | info_field role)" = master ] || exit 0
@@ -38,22 +39,28 @@ for host in $replica_hosts; do
     if [ "$(revision_of "$host")" != "${REVISION:-unknown}" ]; then
         preferred="$preferred $host"
     fi
-    name=${host%%.*}
-    if [ -z "$lowest" ] || [ "${name##*-}" -lt "${lowest_ordinal}" ]; then
+    ordinal=$(host_ordinal "$host")
+    if [ -z "$lowest" ] || [ "$ordinal" -lt "$lowest_ordinal" ]; then
         lowest=$host
-        lowest_ordinal=${name##*-}
+        lowest_ordinal=$ordinal
     fi
 done
 [ -n "$preferred" ] || preferred=" $lowest"
 log "preStop: handing the master role to one of:$preferred"
 
-stale=0
-for host in $replica_hosts; do
+is_preferred() {
     for candidate in $preferred; do
-        [ "$candidate" = "$host" ] && continue 2
+        [ "$candidate" = "$1" ] && return 0
     done
-    redis_cmd "$host" CONFIG SET replica-priority "$STALE_REPLICA_PRIORITY" >/dev/null &&
-        stale=$((stale + 1)) && stale_hosts="${stale_hosts:-} $host"
+    return 1
+}
+
+last_choice=""
+for host in $replica_hosts; do
+    is_preferred "$host" && continue
+    if redis_cmd "$host" CONFIG SET replica-priority "$LAST_CHOICE_REPLICA_PRIORITY" >/dev/null; then
+        last_choice="$last_choice $host"
+    fi
 done
 
 # promotable: "GOOD LAST" from the local Sentinel's view of the replicas: how many preferred
@@ -62,59 +69,42 @@ done
 # every 10 s and loses sight of a restarted pod until its new address resolves, which is
 # what makes SENTINEL FAILOVER answer NOGOODSLAVE right after a rolling update restarted them.
 promotable() {
-    sentinel_cmd localhost SENTINEL REPLICAS "$MASTER_SET" | tr -d '\r' |
-        awk -v preferred="$preferred " -v last="$STALE_REPLICA_PRIORITY" '
-            function finish() {
-                if (ip != "" && index(preferred, " " ip " ")) {
-                    if (flags == "slave" && link == "ok" && ping < 5000 && refresh < 30000 && priority > 0) good++
-                } else if (ip != "" && priority == last) {
-                    demoted++
-                }
-                ip = ""; flags = ""; link = ""; ping = 99999; refresh = 99999; priority = 0
-            }
-            BEGIN { ping = 99999; refresh = 99999 }
-            NR % 2 == 1 { key = $0; next }
-            key == "name" { finish() }
-            key == "ip" { ip = $0 }
-            key == "flags" { flags = $0 }
-            key == "master-link-status" { link = $0 }
-            key == "last-ok-ping-reply" { ping = $0 + 0 }
-            key == "info-refresh" { refresh = $0 + 0 }
-            key == "slave-priority" { priority = $0 + 0 }
-            END { finish(); print good + 0, demoted + 0 }'
+    sentinel_cmd localhost SENTINEL REPLICAS "$MASTER_SET" |
+        entry_fields ip flags master-link-status last-ok-ping-reply info-refresh slave-priority | {
+        good=0
+        known_last=0
+        while read -r ip flags link ping refresh priority; do
+            if is_preferred "$ip"; then
+                [ "$flags" = slave ] && [ "$link" = ok ] && [ "$priority" != 0 ] &&
+                    [ "$ping" -lt "$PROMOTABLE_MAX_PING_MILLISECONDS" ] 2>/dev/null &&
+                    [ "$refresh" -lt "$PROMOTABLE_MAX_INFO_AGE_MILLISECONDS" ] 2>/dev/null &&
+                    good=$((good + 1))
+            elif [ "$priority" = "$LAST_CHOICE_REPLICA_PRIORITY" ]; then
+                known_last=$((known_last + 1))
+            fi
+        done
+        echo "$good $known_last"
+    }
 }
 
-ready_deadline=$(($(date +%s) + 15))
-[ "$ready_deadline" -lt $((hook_deadline - 10)) ] || ready_deadline=$((hook_deadline - 10))
+last_choice_count=$(echo "$last_choice" | wc -w)
+ready_deadline=$(($(date +%s) + PROMOTABLE_WAIT_SECONDS))
 view="0 0"
 while [ "$(date +%s)" -lt "$ready_deadline" ]; do
     view=$(promotable)
-    [ "${view% *}" -gt 0 ] && [ "${view#* }" -ge "$stale" ] && break
-    sleep 0.5
+    [ "${view% *}" -gt 0 ] && [ "${view#* }" -ge "$last_choice_count" ] && break
+    sleep "$POLL_SECONDS"
 done
-log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and knows ${view#* } of $stale others as last choice"
-
-# agreeing_sentinels HOST: how many Sentinels name HOST master.
-agreeing_sentinels() {
-    _agree=0
-    _i=0
-    while [ "$_i" -lt "$REPLICAS" ]; do
-        if [ "$(sentinel_cmd "$(pod_host "$_i")" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | head -n 1 | tr -d '\r')" = "$1" ]; then
-            _agree=$((_agree + 1))
-        fi
-        _i=$((_i + 1))
-    done
-    echo "$_agree"
-}
+log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and knows ${view#* } of $last_choice_count others as last choice"
 
 while :; do
     log "preStop: pausing writes and handing the master role over"
-    redis_cmd localhost CLIENT PAUSE $((GRACE_SECONDS * 1000)) WRITE >/dev/null
-    acked=$(redis_cmd localhost WAIT "$replicas" 2000)
+    redis_cmd localhost CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
+    acked=$(redis_cmd localhost WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
     reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
     log "preStop: $acked of $replicas replicas hold every write; SENTINEL FAILOVER: $reply"
     [ "$reply" = OK ] && break
-    if [ "$(date +%s)" -ge $((hook_deadline - 10)) ]; then
+    if [ "$(date +%s)" -ge "$failover_deadline" ]; then
         log "preStop: no failover started; writes stay paused until shutdown, then the Sentinels fail over"
         exit 0
     fi
@@ -124,23 +114,22 @@ done
 
 state=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
-    current=$(sentinel_cmd localhost SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | head -n 1 | tr -d '\r')
+    current=$(named_master localhost)
     # Returning lets the pod stop, Sentinel included, which may be the one leading the
     # failover: first make sure a quorum has learnt the new master from it.
     if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$(agreeing_sentinels "$current")" -ge "$QUORUM" ]; then
         log "preStop: $current is master now, named by a quorum of Sentinels"
         # Equal priorities again: a later crash failover must pick the most up-to-date replica.
-        for host in ${stale_hosts:-}; do
-            redis_cmd "$host" CONFIG SET replica-priority 100 >/dev/null || true
+        for host in $last_choice; do
+            redis_cmd "$host" CONFIG SET replica-priority "$DEFAULT_REPLICA_PRIORITY" >/dev/null || true
         done
         exit 0
     fi
-    now=$(sentinel_cmd localhost SENTINEL MASTER "$MASTER_SET" | tr -d '\r' |
-        awk 'prev == "flags" || prev == "failover-state" { printf "%s=%s ", prev, $0 } { prev = $0 }')
+    now=$(master_set_fields localhost flags failover-state)
     if [ "$now" != "$state" ]; then
-        log "preStop: Sentinel: ${now}master $current"
+        log "preStop: Sentinel: flags and failover state $now, master $current"
         state=$now
     fi
-    sleep 0.2
+    sleep "$FAST_POLL_SECONDS"
 done
 log "preStop: no new master named by a quorum in time; writes stay paused until shutdown"

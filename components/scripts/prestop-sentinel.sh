@@ -8,11 +8,11 @@ set -u
 
 deadline=$(($(date +%s) + GRACE_SECONDS))
 misses=0
-while [ "$(date +%s)" -lt "$deadline" ] && [ "$misses" -lt 2 ]; do
+while [ "$(date +%s)" -lt "$deadline" ] && [ "$misses" -lt "$REDIS_GONE_AFTER_MISSES" ]; do
     if redis_cmd localhost PING >/dev/null; then
         misses=0
     else
         misses=$((misses + 1))
     fi
-    sleep 0.5
+    sleep "$POLL_SECONDS"
 done

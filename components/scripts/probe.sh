@@ -18,7 +18,11 @@ redis-ready)
     info=$(redis_cmd localhost INFO replication) || exit 1
     case "$(printf '%s\n' "$info" | info_field role)" in
     master) exit 0 ;;
-    slave) [ "$(printf '%s\n' "$info" | info_field master_link_status)" = up ] ;;
+    slave)
+        [ "$(printf '%s\n' "$info" | info_field master_link_status)" = up ] || exit 1
+        # A replica whose link is up has loaded a full copy of the set's data.
+        mark_initialized
+        ;;
     *) exit 1 ;;
     esac
     ;;
@@ -27,7 +31,7 @@ sentinel-live)
     ;;
 sentinel-ready)
     [ "$(sentinel_cmd localhost PING)" = PONG ] || exit 1
-    [ -n "$(sentinel_cmd localhost SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | head -n 1)" ]
+    [ -n "$(named_master localhost)" ]
     ;;
 *)
     echo "usage: probe.sh redis-live|redis-ready|sentinel-live|sentinel-ready" >&2

@@ -1,17 +1,16 @@
 #!/bin/sh
 # Starts redis-server as the master or as a replica of the master the Sentinels agree on.
 # When no Sentinel knows a master (first start of the set) the lowest ordinal becomes master,
-# unless another pod already is one. A pod never becomes master with a data directory that has
-# never held this set's data.
+# unless another pod already is one. Whatever its ordinal, a pod whose data directory never
+# held this set's data becomes master only when no peer holds any (a new set): the directory
+# is marked by the first master and by a completed sync (the readiness probe marks it).
 set -eu
 # shellcheck source=lib.sh
 . /scripts/lib.sh
 
-DATA_DIR=/data/redis
-INITIALIZED=$DATA_DIR/.initialized
 # The revision in the config path shows in INFO server (config_file), which is how a master's
 # preStop tells updated replicas from ones still waiting for the rolling update.
-CONF_DIR=/run/redis/${REVISION:-unknown}
+CONF_DIR=$RUN_DIR/${REVISION:-unknown}
 CONF=$CONF_DIR/redis.conf
 
 mkdir -p "$DATA_DIR" "$CONF_DIR"
@@ -48,39 +47,37 @@ if [ "$master" = "$SELF" ] && [ "$(stranded_replicas)" -gt 0 ]; then
     done
 fi
 
-if [ "$master" = "$SELF" ] && [ ! -f "$INITIALIZED" ] && [ "$ORDINAL" != 0 ]; then
-    log "the Sentinels name this pod master but its data directory is new: refusing to serve an empty dataset"
-    exit 1
+if [ "$master" = "$SELF" ] && [ ! -f "$DATA_DIR/.initialized" ]; then
+    holders=$(peers_holding_data)
+    if [ "$holders" -gt 0 ]; then
+        log "named master, but the data directory never held this set's data and $holders peer(s) do: refusing to serve an empty dataset"
+        exit 1
+    fi
+    mark_initialized
 fi
 
 umask 077
 {
-    cat /config/redis.conf
+    cat "$CONFIG_DIR/redis.conf"
     printf 'dir %s\n' "$DATA_DIR"
     printf 'replica-announce-ip %s\n' "$SELF"
-    printf 'masteruser admin\n'
+    printf 'masteruser %s\n' "$ADMIN_USER"
     printf 'masterauth %s\n' "$REDIS_PASSWORD"
     printf 'user default on %s %s\n' "$(acl_passwords)" "$CLIENT_ACL_RULES"
-    printf 'user admin on %s ~* &* +@all\n' "$(acl_passwords)"
+    printf 'user %s on %s ~* &* +@all\n' "$ADMIN_USER" "$(acl_passwords)"
     if [ "$master" != "$SELF" ]; then
         printf 'replicaof %s %s\n' "$master" "$REDIS_PORT"
     fi
 } > "$CONF"
-touch "$INITIALIZED"
 
 if [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ]; then
     # During a password rotation the pods that still run the old spec accept only the previous
     # password; teach them the new one so replication and Sentinel keep working mid-roll.
     hash=$(password_hash "$REDIS_PASSWORD")
-    i=0
-    while [ "$i" -lt "$REPLICAS" ]; do
-        if [ "$i" != "$ORDINAL" ]; then
-            peer=$(pod_host "$i")
-            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
-            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER admin "#$hash" >/dev/null || true
-            REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD sentinel_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
-        fi
-        i=$((i + 1))
+    for peer in $(pod_hosts peers); do
+        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
+        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER "$ADMIN_USER" "#$hash" >/dev/null || true
+        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD sentinel_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
     done
 fi
 

@@ -173,7 +173,7 @@ build_images() {
     mkdir -p "$IMAGES_DIR"
     exec 8>"$IMAGES_DIR/.build.lock"
     flock 8
-    command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+    command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/install-host-packages.sh (make up and make test do)"
     mkdir -p "$IMAGES_DIR" "$ROOTFS_DIR"
     local key hash start
     for key in "${IMAGE_KEYS[@]}"; do

@@ -20,7 +20,6 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Debian packages behind the commands this script runs.
-PACKAGES=(containerd runc containernetworking-plugins iptables ipset conntrack debootstrap iproute2 openssl bind9-dnsutils curl util-linux)
 
 KIND_NAME=sophia-redis
 
@@ -57,15 +56,7 @@ kind_up() {
 # ------------------------------------------------------------- preparation
 
 ensure_packages() {
-    local missing=() pkg
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    log "installing ${missing[*]}"
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-        die "apt-get install ${missing[*]} failed"
+    "$CLUSTER_LIB_DIR/../install-host-packages.sh"
 }
 
 # cluster_healthy: every process alive, API ready, node Ready, images there.

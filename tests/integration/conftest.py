@@ -1,25 +1,23 @@
 """Session fixtures: the local cluster, the deployed local stack and a client pod.
 
 The cluster is started here (``scripts/cluster/up.sh`` reuses a healthy one); the stack is
-deployed with the real Pulumi engine through the Automation API. Nothing is skipped: a missing
-piece fails the session with what to do.
+deployed with the real Pulumi engine through the Automation API (:mod:`redistest.deployment`,
+shared with the benchmark). Nothing is skipped: a missing piece fails the session with what to
+do.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .deployment import (
+from redistest.deployment import (
     ClusterDown,
     Deployed,
-    client_pod_manifest,
     deploy_local,
     start_client_pod,
     start_cluster,
 )
-from .kube import Kube
-
-__all__ = ["Deployed", "client_pod_manifest"]
+from redistest.kube import Kube
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,7 @@ import yaml
 from pulumi import automation as auto
 
 from automation.workspace import REPO, Workspace
-
-from .deployment import Deployed
+from redistest.deployment import Deployed
 
 POLICY_PACK = str(REPO / "policy")
 PROD_POLICY_CONFIG = str(REPO / "policy" / "config.prod.json")

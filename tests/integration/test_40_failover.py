@@ -1,14 +1,17 @@
-"""Failover under load through redis_url: generous bounds here; exact figures in make bench."""
+"""Failover under load through redis_url: bounds with margin here; exact figures in make bench."""
 
 from __future__ import annotations
 
 import pytest
 
-from . import scenarios
-from .deployment import Deployed
-from .kube import Kube
+from redistest import scenarios
+from redistest.deployment import Deployed
+from redistest.kube import Kube
 
-GENEROUS_UNAVAILABILITY_SECONDS = 30
+# 15 s: make bench measured 2.0-5.8 s in 31 of its 32 failover runs (down-after 2 s, election,
+# proxy check; bench/results*.json), so 15 s leaves over 2x that for a loaded node, while a
+# Sentinel stalled in TILT (the 32nd run, 16.8 s: an open defect in README.md) still fails it.
+MAX_UNAVAILABILITY_SECONDS = 15
 
 
 def check(measurement: scenarios.Measurement) -> None:
@@ -17,7 +20,7 @@ def check(measurement: scenarios.Measurement) -> None:
     assert measurement.readonly_errors_after_settle == 0, measurement
     assert measurement.switchovers_seen == 1, measurement
     assert measurement.masters_after == 1, measurement
-    assert measurement.unavailability_seconds < GENEROUS_UNAVAILABILITY_SECONDS, measurement
+    assert measurement.unavailability_seconds < MAX_UNAVAILABILITY_SECONDS, measurement
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .deployment import Deployed
-from .health import sentinel_masters, wait_healthy
-from .kube import Kube
+from redistest.deployment import Deployed
+from redistest.health import sentinel_masters, wait_healthy
+from redistest.kube import Kube
 
 WRITE = r"""
 import json, sys, redis

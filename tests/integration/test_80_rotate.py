@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import time
 
-from .deployment import Deployed
-from .health import wait_healthy
-from .kube import Kube
-from .traffic import finish_writer, longest_gap, missing_confirmed, start_writer, stop_writer
+from redistest.deployment import Deployed
+from redistest.health import wait_healthy
+from redistest.kube import Kube
+from redistest.traffic import (
+    finish_writer,
+    longest_gap,
+    missing_confirmed,
+    start_writer,
+    stop_writer,
+    wait_for_writes,
+)
 
 PING = r"""
 import json, sys, redis
 cfg = json.loads(sys.stdin.read())
 print(json.dumps([redis.Redis.from_url(u, socket_timeout=5).ping() for u in cfg["urls"]]))
 """
+# 15 s: a rotation rolls the pods like any rollout, whose longest write gap make bench measured
+# at 7.0-7.6 s (bench/results-followup.json; a rotation measured 7.8 s, README.md): 15 s is 2x.
+MAX_WRITE_GAP_SECONDS = 15
 
 
 def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -> None:
@@ -21,15 +31,19 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
     wait_healthy(kube)
     old_url, old_password = deployed.url, str(deployed.outputs["redis_password"])
     prefix = f"rotate-{int(time.time())}"
+    begun = time.time()
     writer = start_writer(kube, old_url, prefix, 600)
-    time.sleep(3)
-    started = time.time()
-    deployed.up(passwordGeneration="2")
-    finished = time.time()
-    time.sleep(5)
-    stop_writer(writer)
+    try:
+        wait_for_writes(writer, since=begun)
+        started = time.time()
+        deployed.up(passwordGeneration="2")
+        finished = time.time()
+        master = wait_healthy(kube)
+        # Stop only once the writer has written through the final master.
+        wait_for_writes(writer, since=time.time())
+    finally:
+        stop_writer(writer)
     run = finish_writer(writer, prefix, timeout=60)
-    master = wait_healthy(kube)
 
     new_url, new_password = deployed.url, str(deployed.outputs["redis_password"])
     assert new_password != old_password and new_url != old_url
@@ -43,5 +57,5 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
         f"rotation: rollout {finished - started:.1f} s, longest write gap {gap:.2f} s, "
         f"master {master}"
     )
-    assert gap < 30
+    assert gap < MAX_WRITE_GAP_SECONDS, gap
     assert deployed.preview_changes() == {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from .deployment import Deployed
-from .health import config_epoch, wait_healthy
+from redistest.deployment import Deployed
+from redistest.health import config_epoch, wait_healthy
 
 IDLE_SECONDS = 60
 
@@ -16,7 +16,7 @@ def test_no_false_failover_when_idle(deployed: Deployed) -> None:
     master = wait_healthy(kube)
     epoch = config_epoch(kube, master)
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    time.sleep(IDLE_SECONDS)
+    time.sleep(IDLE_SECONDS)  # the idle minute is what is tested, not a wait for a state
     assert config_epoch(kube, master) == epoch
     for pod in kube.redis_pods():
         log = kube.run("logs", pod, "-c", "sentinel", f"--since-time={since}").stdout

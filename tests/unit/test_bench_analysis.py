@@ -1,5 +1,5 @@
 """The pure parts of the benchmark: aggregation, targets, the write-gap analysis of the
-integration writer and the throughput percentiles; no cluster needed."""
+integration writer, the throughput percentiles and the shared bounded wait; no cluster needed."""
 
 from __future__ import annotations
 
@@ -31,13 +31,14 @@ from bench.throughput import (
     percentile,
     replace_host,
 )
-from tests.integration.traffic import (
+from redistest.traffic import (
     WriterRun,
     longest_gap,
     readonly_after_settle,
     settled_at,
     unavailability,
 )
+from redistest.wait import wait_until
 
 T0 = 1_700_000_000.0
 """An arbitrary wall-clock origin for synthetic writer runs."""
@@ -304,3 +305,31 @@ def test_cases_cover_get_and_set_with_and_without_pipelining() -> None:
     assert [c.name for c in cases(16)] == ["set", "get", "set_pipeline16", "get_pipeline16"]
     assert Case("GET", 1).latency_per == "request"
     assert Case("SET", 16).latency_per == "pipeline of 16"
+
+
+# -- the shared wait --------------------------------------------------------------------
+
+
+def test_wait_until_returns_the_first_truthy_result() -> None:
+    results: list[object] = [None, AssertionError("kubectl failed"), 0, "master"]
+
+    def condition() -> object:
+        result = results.pop(0)
+        if isinstance(result, AssertionError):
+            raise result
+        return result
+
+    assert wait_until(condition, 5, "a master", interval=0.001) == "master"
+    assert results == []
+
+
+def test_wait_until_fails_with_what_it_waited_for_and_the_last_result() -> None:
+    calls: list[int] = []
+
+    def never() -> bool:
+        calls.append(1)
+        return False
+
+    with pytest.raises(AssertionError, match=r"waiting for a quorum \(last: False\)"):
+        wait_until(never, 0.05, "a quorum", interval=0.01)
+    assert len(calls) >= 2, "called at least once and once more at the deadline"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Coroutine
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
+import pulumi
 import pytest
 
-from tests.harness import FAKE_PASSWORD, Deployment, run_program, stack_config
+from tests.harness import FAKE_PASSWORD, PROJECT, Deployment, Registered, run_program, stack_config
+
+T = TypeVar("T")
 
 STS = "kubernetes:apps/v1:StatefulSet"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -20,6 +25,14 @@ NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 ESC = "pulumiservice:index:Environment"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+COMPONENT = "sophia:redis:RedisSentinel"
+ROLES = {
+    "sophia:redis:Access",
+    "sophia:redis:RedisServers",
+    "sophia:redis:MasterRouting",
+    "sophia:redis:Publishing",
+}
 
 STACKS = ["dev", "prod", "local"]
 
@@ -41,6 +54,25 @@ def pod_spec(deployment: Deployment, resource_type: str = STS) -> dict[str, Any]
 
 def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def key(resource: object) -> tuple[str, str]:
+    """(type, name) of a resource object the program created."""
+    assert isinstance(resource, pulumi.Resource), resource
+    return resource._type, resource._name
+
+
+def custom_resources(deployment: Deployment) -> list[Registered]:
+    """Every provider-managed resource: what an existing stack holds in its state."""
+    return [r for r in deployment.resources if r.options]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -208,7 +240,8 @@ def test_config_map_holds_the_rendered_config() -> None:
     assert "maxmemory-policy volatile-lru" in conf
     assert "min-replicas-to-write 1" in conf
     assert "repl-diskless-sync-delay 0" in conf
-    assert "sentinel down-after-milliseconds @MASTER_SET@ 2000" in data["sentinel.conf"]
+    assert "sentinel down-after-milliseconds mymaster 2000" in data["sentinel.conf"]
+    assert "constants.sh" in data and "MASTER_SET=mymaster" in data["constants.sh"]
     assert data["start-redis.sh"].startswith("#!/bin/sh")
 
 
@@ -321,3 +354,119 @@ def test_esc_environment_is_published_where_configured() -> None:
     assert environment.inputs["project"] == "redis"
     assert environment.inputs["name"] == "prod"
     assert not deployed("local").of_type(ESC)
+
+
+OWNERS: dict[str, set[tuple[str, str]]] = {
+    "sophia:redis:Access": {
+        (NAMESPACE, "redis-namespace"),
+        (PASSWORD, "redis-password-v1"),
+        (PASSWORD, "redis-password-v2"),
+        (SECRET, "redis-auth"),
+        (SERVICE_ACCOUNT, "redis-serviceaccount"),
+        (PDB, "redis-server-pdb"),
+        (PDB, "redis-proxy-pdb"),
+        (NETPOL, "redis-server-netpol"),
+        (NETPOL, "redis-proxy-netpol"),
+    },
+    "sophia:redis:RedisServers": {
+        (CONFIG_MAP, "redis-config"),
+        (SERVICE, "redis-headless"),
+        (SERVICE, "redis-sentinel"),
+        (STS, "redis"),
+    },
+    "sophia:redis:MasterRouting": {
+        (CONFIG_MAP, "redis-proxy-config"),
+        (DEPLOYMENT, "redis-proxy"),
+        (SERVICE, "redis-service"),
+    },
+    "sophia:redis:Publishing": {(ESC, "redis-esc")},
+}
+"""Which role component owns which resource (the namespace, the second password and the ESC
+environment exist only with some settings)."""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_role_is_a_typed_child_component_named_after_the_release(stack: str) -> None:
+    deployment = deployed(stack)
+    component = deployment.registrations[(COMPONENT, "redis")]
+    components = {r.type for r in deployment.resources if not r.options} - {COMPONENT}
+    assert components == ROLES
+    for role in ROLES:
+        assert deployment.registrations[(role, "redis")].parent == component.urn, role
+        assert key(deployment.options[(role, "redis")].parent) == (COMPONENT, "redis"), role
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_descends_from_the_redis_sentinel(stack: str) -> None:
+    deployment = deployed(stack)
+    by_urn = {r.urn: r for r in deployment.registrations.values()}
+    component = deployment.registrations[(COMPONENT, "redis")]
+    assert component.parent.endswith(f"::pulumi:pulumi:Stack::{PROJECT}-{stack}")
+    for resource in deployment.resources:
+        if resource.type == COMPONENT:
+            continue
+        chain = [deployment.registrations[(resource.type, resource.name)].parent]
+        while chain[-1] not in ("", component.urn):
+            chain.append(by_urn[chain[-1]].parent)
+        assert chain[-1] == component.urn, (resource.type, resource.name, chain)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_role_owns_its_resources(stack: str) -> None:
+    deployment = deployed(stack)
+    registered = {(r.type, r.name) for r in custom_resources(deployment)}
+    assert registered <= set().union(*OWNERS.values())
+    for role, owned in OWNERS.items():
+        role_urn = deployment.registrations[(role, "redis")].urn
+        children = {k for k in registered if deployment.registrations[k].parent == role_urn}
+        assert children == owned & registered, role
+
+
+@pytest.mark.parametrize("release", [*STACKS, "dev-rotating"])
+def test_moved_resources_keep_the_urn_they_had_under_the_redis_sentinel(release: str) -> None:
+    stack = release.removesuffix("-rotating")
+    deployment = deploy_with(stack, passwordGeneration="2") if release != stack else deployed(stack)
+    for resource in custom_resources(deployment):
+        registration = deployment.registrations[(resource.type, resource.name)]
+        before = f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT}${resource.type}::{resource.name}"
+        assert registration.urn != before, resource.name
+        assert before in registration.aliases, resource.name
+        former_parents = [
+            key(alias.parent)
+            for alias in deployment.options[(resource.type, resource.name)].aliases or []
+            if isinstance(alias, pulumi.Alias) and isinstance(alias.parent, pulumi.Resource)
+        ]
+        assert former_parents == [(COMPONENT, "redis")], resource.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_workloads_wait_for_what_they_read(stack: str) -> None:
+    deployment = deployed(stack)
+    namespace = {(NAMESPACE, "redis-namespace")} if stack == "dev" else set()
+
+    def waits_for(resource_type: str, name: str) -> set[tuple[str, str]]:
+        depends_on = deployment.options[(resource_type, name)].depends_on or []
+        assert isinstance(depends_on, list)
+        return {key(r) for r in depends_on}
+
+    access = {(SECRET, "redis-auth"), (SERVICE_ACCOUNT, "redis-serviceaccount")}
+    assert waits_for(STS, "redis") == namespace | access | {
+        (CONFIG_MAP, "redis-config"),
+        (SERVICE, "redis-headless"),
+    }
+    assert waits_for(DEPLOYMENT, "redis-proxy") == namespace | access | {
+        (CONFIG_MAP, "redis-proxy-config")
+    }
+    unscoped = {(NAMESPACE, "redis-namespace"), (PASSWORD, "redis-password-v1"), (ESC, "redis-esc")}
+    for resource in custom_resources(deployment):
+        if (resource.type, resource.name) not in unscoped | {
+            (STS, "redis"),
+            (DEPLOYMENT, "redis-proxy"),
+        }:
+            assert waits_for(resource.type, resource.name) == namespace, resource.name
+
+
+def test_host_output_resolves_only_with_the_workloads_and_the_service() -> None:
+    host = deployed("dev").raw_outputs["redis_host"]
+    waited = {key(r) for r in run_async(host.resources())}
+    assert {(STS, "redis"), (DEPLOYMENT, "redis-proxy"), (SERVICE, "redis-service")} <= waited

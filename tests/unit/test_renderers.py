@@ -14,10 +14,12 @@ from components.conf import (
     DANGEROUS_COMMANDS,
     SCRIPT_NAMES,
     client_acl_rules,
+    config_files,
     render_redis_conf,
     script,
 )
 from components.naming import Names, image_version
+from components.pod_constants import pod_constants
 from components.proxy import master_expectation, render_haproxy_cfg
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
@@ -68,6 +70,8 @@ ALLOWED_COMMANDS = {
     "sha256sum",
     "timeout",
     "umask",
+    "wc",
+    "read",
 }
 
 
@@ -78,21 +82,84 @@ def require(tool: str) -> str:
     return path
 
 
-def test_scripts_pass_shellcheck_as_posix_sh() -> None:
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_scripts_pass_shellcheck_as_posix_sh(stack: str, tmp_path: Path) -> None:
+    """Checked as shipped: the ConfigMap's scripts beside the constants.sh they source."""
     shellcheck = require("shellcheck")
+    for name, text in config_files(load_settings(stack_config(stack))).items():
+        (tmp_path / name).write_text(text)
     names = [name for name in SCRIPT_NAMES if name != "lib.sh"]
     result = subprocess.run(
-        [shellcheck, "-s", "sh", "-x", *names], cwd=SCRIPTS, capture_output=True, text=True
+        [shellcheck, "-s", "sh", "-x", *names], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _code(text: str) -> str:
+    """Script text without comments, with continued lines joined."""
+    lines = ["" if line.lstrip().startswith("#") else line for line in text.splitlines()]
+    return "\n".join(lines).replace("\\\n", " ")
+
+
+def test_scripts_hold_no_value_that_python_knows() -> None:
+    """Ports, budgets, priorities, quorums, DNS suffixes and the master-set name come only from
+    the generated constants.sh: no number but 0 and 1, and no name from the settings."""
+    settings = load_settings(stack_config("local"))
+    names = Names.of(settings)
+    forbidden_words = {
+        settings.master_set_name,
+        names.headless_service,
+        names.namespace,
+        settings.cluster_domain,
+        "svc",
+        "cluster.local",
+    }
+    for name in SCRIPT_NAMES:
+        code = _code(script(name))
+        # Not values: fd redirections (2>, >&2), positional parameters, field positions (awk,
+        # cut), the umask, exit statuses and the key/value pairing of Sentinel replies.
+        scrubbed = re.sub(
+            r"\d+>|>&\d+|\$\d+|\$\(NF - \d+\)|NR % 2|-f [\d,]+|umask \d+|exit \d+", "", code
+        )
+        numbers = set(re.findall(r"(?<![\w.%-])\d+(?:\.\d+)?(?![\w.])", scrubbed))
+        assert numbers <= {"0", "1"}, f"{name} holds literal values {sorted(numbers - {'0', '1'})}"
+        words = set(re.findall(r"[\w.-]+", code))
+        assert not words & forbidden_words, f"{name} holds {sorted(words & forbidden_words)}"
+
+
+def test_constants_file_defines_every_constant_the_scripts_read() -> None:
+    constants = pod_constants(load_settings(stack_config("local")), client_acl_rules())
+    environment = {"POD_NAME", "REVISION", "REDIS_PASSWORD", "REDIS_PREVIOUS_PASSWORD"}
+    for name in SCRIPT_NAMES:
+        code = _code(script(name))
+        assigned = set(re.findall(r"(?:^|[\s;])([A-Z][A-Z0-9_]*)=", code, re.MULTILINE))
+        for variable in set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", code)):
+            assert (
+                variable in constants
+                or variable in environment
+                or variable in assigned
+                or (variable in re.findall(r"^([A-Z][A-Z0-9_]*)=", script("lib.sh"), re.MULTILINE))
+            ), f"{name} reads ${variable}, which neither constants.sh nor the pod spec sets"
+
+
+def test_sentinel_replies_are_read_in_one_place() -> None:
+    """Only lib.sh's entry_fields walks SENTINEL MASTER/REPLICAS/SENTINELS replies."""
+    for name in SCRIPT_NAMES:
+        code = _code(script(name))
+        if name != "lib.sh":
+            assert "NR % 2" not in code, f"{name} parses a Sentinel reply itself"
+            for line in code.splitlines():
+                if re.search(r"SENTINEL (MASTER|REPLICAS|SENTINELS) ", line) and "|" in line:
+                    assert "entry_fields" in line or line.rstrip().endswith("|"), (
+                        f"{name}: a Sentinel reply read without entry_fields: {line.strip()}"
+                    )
+    assert script("lib.sh").count("NR % 2") == 1
 
 
 def test_scripts_use_only_redis_tools_and_coreutils() -> None:
     for name in SCRIPT_NAMES:
         text = script(name)
-        without_comments = "\n".join(
-            "" if line.lstrip().startswith("#") else line for line in text.splitlines()
-        )
+        without_comments = _code(text)
         # Quoted program text (awk, sed) is data, not commands.
         unquoted = re.sub(r"'[^']*'", "''", without_comments)
         for line in unquoted.splitlines():

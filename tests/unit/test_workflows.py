@@ -66,8 +66,19 @@ def steps(doc: dict[Any, Any], job: str) -> list[dict[str, Any]]:
     return found
 
 
+EXPECTED_JOBS = {"integration.yml": {"kind"}, "preview.yml": {"preview"}}
+"""Every workflow of the repository and its jobs; adding one means adding it here."""
+
+
 def test_workflows_exist() -> None:
-    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) >= ["integration.yml", "preview.yml"]
+    found = {p.name for p in WORKFLOWS.glob("*.y*ml")}
+    expected = set(EXPECTED_JOBS)
+    assert found == expected, f"missing {sorted(expected - found)}, new {sorted(found - expected)}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_JOBS))
+def test_workflow_has_its_jobs(name: str) -> None:
+    assert set(workflow(name)["jobs"]) == EXPECTED_JOBS[name]
 
 
 def test_actionlint_finds_nothing() -> None:

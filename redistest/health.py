@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .kube import Kube
+from .wait import wait_until
 
 
 def pods_ready(kube: Kube) -> list[str]:
@@ -54,8 +55,8 @@ def healthy(kube: Kube, replicas: int) -> str | None:
 
 def wait_healthy(kube: Kube, replicas: int = 3, timeout: float = 240) -> str:
     """Waits until exactly one master, agreed by every Sentinel, has all its replicas."""
-    master: str = kube.wait_for(
-        f"{replicas} ready pods with one agreed master", lambda: healthy(kube, replicas), timeout
+    master: str = wait_until(
+        lambda: healthy(kube, replicas), timeout, f"{replicas} ready pods with one agreed master"
     )
     return master
 

@@ -3,8 +3,9 @@
 The writer knows only ``redis_url``: it writes ``<prefix>:<n> = n`` (no TTL) and counts a
 write as confirmed only when ``WAIT 1 500`` reports a replica has it. Every 100 writes it notes
 the serving master's replication ID, which a promotion changes, to count the switchovers its
-clients went through. Client retries are off
-and the socket timeout is 0.5 s, so the measured gaps are the real unavailability.
+clients went through, and rewrites a small progress file (``/tmp/<prefix>.progress``) that
+callers poll to know it is writing. Client retries are off and the socket timeout is 0.5 s, so
+the measured gaps are the real unavailability.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kube import CLIENT_POD, Kube
+from .wait import wait_until
 
 WRITER = r"""
 import json, os, sys, time
@@ -38,6 +40,11 @@ while time.time() < deadline:
             replid = client.info("replication")["master_replid"]
             if not masters or masters[-1][1] != replid:
                 masters.append((time.time(), replid))
+            with open(base + ".progress.tmp", "w") as handle:
+                json.dump({"at": time.time(), "confirmed": len(confirmed),
+                           "last_confirmed": confirmed[-1][1] if confirmed else None,
+                           "masters": len(masters)}, handle)
+            os.replace(base + ".progress.tmp", base + ".progress")
         client.set(f"{cfg['prefix']}:{seq}", seq)
         if client.execute_command("WAIT", 1, 500) >= 1:
             confirmed.append((seq, time.time()))
@@ -142,24 +149,73 @@ def stop_writer(writer: Writer) -> None:
     writer.kube.run("exec", CLIENT_POD, "--", "touch", f"{writer.base}.stop")
 
 
+@dataclass(frozen=True)
+class Progress:
+    """The writer's progress file: written each time it checks which master serves it."""
+
+    at: float
+    """When it last checked the master's replication ID (wall clock)."""
+    confirmed: int
+    last_confirmed: float | None
+    """When its latest confirmed write (before that check) was confirmed."""
+    masters: int
+
+
+def writer_progress(writer: Writer) -> Progress | None:
+    """The writer's latest progress, or None before its first check."""
+    result = writer.kube.run(
+        "exec", CLIENT_POD, "--", "cat", f"{writer.base}.progress", check=False
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        return None
+    data = json.loads(result.stdout)
+    return Progress(
+        at=float(data["at"]),
+        confirmed=int(data["confirmed"]),
+        last_confirmed=None if data["last_confirmed"] is None else float(data["last_confirmed"]),
+        masters=int(data["masters"]),
+    )
+
+
+def wait_for_writes(writer: Writer, since: float, timeout: float = 60) -> Progress:
+    """Waits until the writer has confirmed a write after ``since`` (wall clock, which the pods
+    share with this host) and has checked, after ``since`` too, which master serves it: from
+    then on its results cover the state at ``since``. Fails with the writer's log if not."""
+
+    def written() -> Progress | None:
+        progress = writer_progress(writer)
+        if progress is None or progress.last_confirmed is None:
+            return None
+        return progress if progress.last_confirmed > since and progress.at > since else None
+
+    try:
+        return wait_until(
+            written, timeout, f"the writer {writer.prefix} to confirm writes", interval=0.5
+        )
+    except AssertionError as error:
+        log = writer.kube.run("exec", CLIENT_POD, "--", "cat", f"{writer.base}.log", check=False)
+        raise AssertionError(f"{error}; writer log: {log.stdout[-2000:]!r}") from None
+
+
 def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
     """Waits for the writer to end (its duration, or a stop), then reads what it saw."""
-    deadline = time.monotonic() + timeout
-    stopped = False
-    while True:
+
+    def output() -> str | None:
         result = writer.kube.run("exec", CLIENT_POD, "--", "cat", f"{writer.base}.out", check=False)
-        if result.returncode == 0:
-            break
-        if time.monotonic() > deadline:
-            if stopped:
-                log = writer.kube.run(
-                    "exec", CLIENT_POD, "--", "cat", f"{writer.base}.log", check=False
-                )
-                raise AssertionError(f"writer produced no result: {log.stdout[-2000:]}")
-            stop_writer(writer)
-            stopped, deadline = True, time.monotonic() + 30
-        time.sleep(1)
-    data = json.loads(result.stdout)
+        return result.stdout if result.returncode == 0 else None
+
+    try:
+        text = wait_until(output, timeout, f"the writer {prefix} to end")
+    except AssertionError:
+        stop_writer(writer)
+        try:
+            text = wait_until(output, 30, f"the writer {prefix} to end once asked to stop")
+        except AssertionError:
+            log = writer.kube.run(
+                "exec", CLIENT_POD, "--", "cat", f"{writer.base}.log", check=False
+            )
+            raise AssertionError(f"writer produced no result: {log.stdout[-2000:]}") from None
+    data = json.loads(text)
     return WriterRun(
         confirmed=[(int(s), float(t)) for s, t in data["confirmed"]],
         readonly=data["readonly"],

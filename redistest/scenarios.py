@@ -6,6 +6,7 @@ unavailability, confirmed writes lost and READONLY errors after the failover set
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,11 +19,18 @@ from .traffic import (
     missing_confirmed,
     readonly_after_settle,
     start_writer,
+    stop_writer,
     unavailability,
+    wait_for_writes,
 )
+from .wait import wait_until
 
 LEAD_SECONDS = 5.0
+"""At most this long from starting the writer to its first confirmed writes; the event comes
+as soon as there are some. The writer runs for this plus the window."""
 WINDOW_SECONDS = 30.0
+PARTITION_SECONDS = 20.0
+"""How long the partition scenario keeps the master cut off (the scenario, not a wait)."""
 
 
 @dataclass
@@ -88,13 +96,19 @@ def run_scenario(
     inject: Callable[[str], dict[str, object]],
     replicas: int = 3,
 ) -> Measurement:
-    """Writer on, ``inject(master)`` at t0, writer off at t0 + 30 s, then verify and heal."""
+    """Writer on; once it confirms writes, ``inject(master)`` at t0; the writer ends about
+    t0 + 30 s; then verify and heal."""
     old_master = wait_healthy(kube, replicas)
     prefix = f"{name}-{int(time.time())}"
+    started = time.time()
     writer = start_writer(kube, url, prefix, LEAD_SECONDS + WINDOW_SECONDS)
-    time.sleep(LEAD_SECONDS)
-    event = time.time()
-    extra = inject(old_master)
+    try:
+        wait_for_writes(writer, since=started, timeout=LEAD_SECONDS)
+        event = time.time()
+        extra = inject(old_master)
+    except BaseException:
+        stop_writer(writer)
+        raise
     run = finish_writer(writer, prefix, timeout=WINDOW_SECONDS + 120)
     new_master = wait_healthy(kube, replicas)
     missing = missing_confirmed(kube, url, run)
@@ -138,23 +152,33 @@ def kill_master_redis_and_sentinel(kube: Kube) -> Callable[[str], dict[str, obje
 
 
 def partition_master(kube: Kube, max_lag: int) -> Callable[[str], dict[str, object]]:
-    """Cuts the master off from the other Redis/Sentinel pods for 20 s and records how the
-    isolated master answers a write once ``min-replicas-max-lag`` has passed."""
+    """Cuts the master off from the other Redis/Sentinel pods for 20 s. Meanwhile it probes
+    the isolated master with a write every 0.5 s until it refuses (``NOREPLICAS``, expected
+    once ``min-replicas-max-lag`` has passed), for at most ``max_lag`` + 5 s, and records the
+    last reply and when it came, in seconds after the cut."""
 
     def inject(master: str) -> dict[str, object]:
         peers = [p for p in pods_ready(kube) if p != master]
         partition(kube, master, peers, "-I")
         started = time.time()
+        probes: list[tuple[float, str]] = []
+
+        def refused() -> bool:
+            reply = kube.redis(master, "SET", "partition-probe", str(started))
+            probes.append((time.time() - started, reply))
+            return reply.startswith("NOREPLICAS")
+
         try:
-            time.sleep(max_lag + 2)
-            probe = kube.redis(master, "SET", "partition-probe", str(started))
-            refused_after = time.time() - started
-            time.sleep(max(0.0, 20 - (time.time() - started)))
+            # A master that never refuses is reported through the reply, not raised here.
+            with contextlib.suppress(AssertionError):
+                wait_until(refused, max_lag + 5, f"{master} to refuse writes", interval=0.5)
+            time.sleep(max(0.0, PARTITION_SECONDS - (time.time() - started)))
         finally:
             partition(kube, master, peers, "-D")
+        answered, reply = probes[-1] if probes else (time.time() - started, "no reply")
         return {
-            "isolated_master_reply": probe.strip(),
-            "probe_after_seconds": round(refused_after, 2),
+            "isolated_master_reply": reply.strip(),
+            "probe_after_seconds": round(answered, 2),
         }
 
     return inject

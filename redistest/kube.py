@@ -1,4 +1,5 @@
-"""Small helpers over kubectl and containerd for the integration tests (run as root)."""
+"""Small helpers over kubectl and containerd for the integration tests and the benchmark (run
+as root)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,19 +111,6 @@ class Kube:
             if fields and fields[0] == container_id:
                 return int(fields[1])
         raise AssertionError(f"no containerd task for {pod}/{container}")
-
-    def wait_for(self, what: str, predicate: Any, timeout: float, interval: float = 1.0) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                last = predicate()
-                if last:
-                    return last
-            except AssertionError as error:
-                last = error
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last})")
 
 
 def containerd_socket() -> str:

@@ -1,0 +1,146 @@
+"""Access: who may reach, authenticate to and disrupt a release.
+
+The namespace (when the release creates it), the AUTH password of each rotation generation
+and the Secret holding it, the token-less ServiceAccount, the PodDisruptionBudgets and the
+NetworkPolicies. The other roles wait for what this one creates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .auth import PASSWORD_LENGTH, PASSWORD_SPECIALS, password_resource_suffix
+from .guards import disruption_budget_spec, proxy_network_policy_spec, server_network_policy_spec
+from .naming import Names, common_labels, image_version
+from .role import RoleComponent, object_metadata
+from .settings import RedisSettings
+from .workload import PASSWORD_KEY, PREVIOUS_PASSWORD_KEY
+
+
+@dataclass(frozen=True)
+class AccessArgs:
+    """Arguments of :class:`Access`."""
+
+    settings: RedisSettings
+    """Validated settings of the release."""
+
+
+class Access(RoleComponent):
+    """Namespace, password(s), Secret ``<name>-auth``, ServiceAccount, PodDisruptionBudgets
+    and NetworkPolicies of a release."""
+
+    namespace: pulumi.Output[str]
+    """Namespace of the release (created here when ``create_namespace``)."""
+    password: pulumi.Output[str]
+    """Secret AUTH password of the current generation."""
+    secret_name: pulumi.Output[str]
+    """Name of the Secret the pods read the password from."""
+    service_account_name: pulumi.Output[str]
+    """Name of the ServiceAccount every pod runs as."""
+
+    prerequisites: list[pulumi.Resource]
+    """What every object of the release waits for: the namespace when created here."""
+    secret: k8s.core.v1.Secret
+    """The AUTH Secret, for the workloads to wait for."""
+    service_account: k8s.core.v1.ServiceAccount
+    """The ServiceAccount, for the workloads to wait for."""
+    auth_checksum: str
+    """Checksum of the password generation for pod templates: a rotation rolls the pods."""
+
+    def __init__(
+        self, name: str, args: AccessArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("sophia:redis:Access", name, opts)
+        settings = args.settings
+        names = Names.of(settings)
+
+        self.prerequisites = []
+        namespace_name: pulumi.Output[str] = pulumi.Output.from_input(settings.namespace)
+        if settings.create_namespace:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={
+                    "name": settings.namespace,
+                    "labels": {
+                        **common_labels(names, "server", image_version(settings.image)),
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                    },
+                },
+                opts=self.moved_options(),
+            )
+            self.prerequisites.append(namespace)
+            namespace_name = namespace.metadata.apply(lambda meta: str(meta.name))
+        in_namespace = self.moved_options(depends_on=self.prerequisites)
+
+        password = self._generated_password(name, settings.password_generation)
+        secret_data: dict[str, pulumi.Input[str]] = {PASSWORD_KEY: password.result}
+        if settings.password_generation > 1:
+            previous = self._generated_password(name, settings.password_generation - 1)
+            secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-auth",
+            metadata=object_metadata(settings, names.secret),
+            type="Opaque",
+            string_data=secret_data,
+            opts=in_namespace,
+        )
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata=object_metadata(settings, names.service_account),
+            automount_service_account_token=False,
+            opts=in_namespace,
+        )
+        self.auth_checksum = hashlib.sha256(str(settings.password_generation).encode()).hexdigest()
+
+        for component in ("server", "proxy"):
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{component}-pdb",
+                metadata=object_metadata(settings, f"{names.release}-{component}", component),
+                spec=disruption_budget_spec(names, component),
+                opts=in_namespace,
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-server-netpol",
+            metadata=object_metadata(settings, f"{names.release}-server"),
+            spec=server_network_policy_spec(settings, names),
+            opts=in_namespace,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-proxy-netpol",
+            metadata=object_metadata(settings, f"{names.release}-proxy", "proxy"),
+            spec=proxy_network_policy_spec(settings, names),
+            opts=in_namespace,
+        )
+
+        self.namespace = namespace_name
+        self.password = pulumi.Output.secret(password.result)
+        self.secret_name = self.secret.metadata.apply(lambda meta: str(meta.name))
+        self.service_account_name = self.service_account.metadata.apply(lambda meta: str(meta.name))
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "password": self.password,
+                "secret_name": self.secret_name,
+                "service_account_name": self.service_account_name,
+            }
+        )
+
+    def _generated_password(self, name: str, generation: int) -> random.RandomPassword:
+        """The AUTH password of one rotation generation; its resource name carries the
+        generation, so bumping it creates a new password and keeps the previous one."""
+        return random.RandomPassword(
+            f"{name}-{password_resource_suffix(generation)}",
+            length=PASSWORD_LENGTH,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            min_special=2,
+            min_numeric=2,
+            min_upper=2,
+            min_lower=2,
+            opts=self.moved_options(),
+        )

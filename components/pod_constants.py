@@ -1,0 +1,123 @@
+"""Every value the pod scripts use, rendered into ``constants.sh``, which they source.
+
+The scripts derive nothing that Python knows: ports, the pod host-name pattern, the quorum,
+the master-set name, replica priorities, paths and every time budget come from here, so the
+StatefulSet, the proxy and the scripts cannot disagree.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .naming import REDIS_PORT, SENTINEL_PORT, Names
+from .settings import RedisSettings, majority
+
+CONSTANTS_FILE = "constants.sh"
+"""Key of the generated file in the ConfigMap, mounted beside the scripts."""
+
+SCRIPTS_MOUNT = "/scripts"
+CONFIG_MOUNT = "/config"
+DATA_MOUNT = "/data"
+RUN_MOUNT = "/run/redis"
+TMP_MOUNT = "/tmp"
+
+ADMIN_USER = "admin"
+"""ACL user of replication, Sentinel, probes, the pod scripts and operators."""
+DEFAULT_REPLICA_PRIORITY = 100
+"""Redis's default ``replica-priority``, restored after a hand-over."""
+LAST_CHOICE_REPLICA_PRIORITY = 200
+"""Priority a hand-over gives the replicas it does not prefer (higher is chosen last)."""
+SENTINEL_WAIT_SECONDS = 10
+"""How long a starting pod waits for a majority of Sentinels to say who the master is."""
+FORGET_CHECK_SECONDS = 5
+"""How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
+COMMAND_TIMEOUT_SECONDS = 3
+"""Bound of every redis-cli call of the scripts, so a hung peer cannot stall them."""
+PROMOTABLE_WAIT_SECONDS = 15
+"""Longest wait of a hand-over for Sentinel to see a preferred replica it would promote."""
+QUORUM_ANNOUNCE_SECONDS = 10
+"""Time a hand-over keeps, after starting the failover, for a quorum to name the new master."""
+HOOK_MARGIN_SECONDS = 5
+"""The hand-over ends this long before the grace period, so the pod stops cleanly."""
+REPLICA_ACK_MILLISECONDS = 2000
+"""How long the paused master waits (``WAIT``) for its replicas to hold every write."""
+PROMOTABLE_MAX_PING_MILLISECONDS = 5000
+"""A replica Sentinel last heard from longer ago than this is not promotable."""
+PROMOTABLE_MAX_INFO_AGE_MILLISECONDS = 30000
+"""A replica whose INFO Sentinel refreshed longer ago than this is not promotable."""
+POLL_SECONDS = 0.5
+"""Interval of the scripts' waiting loops."""
+FAST_POLL_SECONDS = 0.2
+"""Interval of the hand-over's wait for the new master, where every tenth of a second counts."""
+REDIS_GONE_AFTER_MISSES = 2
+"""Unanswered pings after which the Sentinel's preStop takes the Redis container as stopped."""
+
+
+def failover_wait_seconds(settings: RedisSettings) -> int:
+    """How long a master that restarted before the Sentinels noticed waits for them to
+    promote a replica: detection, agreement and promotion, with margin."""
+    budget = 3 * settings.down_after_milliseconds + settings.failover_timeout_milliseconds
+    return budget // 1000 + 5
+
+
+def handover_budget_seconds(settings: RedisSettings) -> int:
+    """The master's preStop hand-over must end this many seconds after it starts."""
+    return settings.termination_grace_period_seconds - HOOK_MARGIN_SECONDS
+
+
+def promotable_wait_seconds(settings: RedisSettings) -> int:
+    """Wait for a promotable preferred replica, leaving time for the failover itself."""
+    return min(PROMOTABLE_WAIT_SECONDS, handover_budget_seconds(settings) - QUORUM_ANNOUNCE_SECONDS)
+
+
+def pod_constants(settings: RedisSettings, client_acl_rules: str) -> dict[str, str]:
+    """Name and value of every constant the scripts read, in the order they are written."""
+    names = Names.of(settings)
+    host_suffix = names.pod_host(0).removeprefix(f"{names.statefulset}-0")
+    values: dict[str, object] = {
+        "REDIS_PORT": REDIS_PORT,
+        "SENTINEL_PORT": SENTINEL_PORT,
+        "STATEFULSET": names.statefulset,
+        "POD_HOST_SUFFIX": host_suffix,
+        "REPLICAS": settings.replicas,
+        "QUORUM": settings.sentinel_quorum,
+        "MAJORITY": majority(settings.replicas),
+        "MASTER_SET": settings.master_set_name,
+        "ADMIN_USER": ADMIN_USER,
+        "CLIENT_ACL_RULES": client_acl_rules,
+        "CONFIG_DIR": CONFIG_MOUNT,
+        "DATA_DIR": f"{DATA_MOUNT}/redis",
+        "SENTINEL_DIR": f"{DATA_MOUNT}/sentinel",
+        "RUN_DIR": RUN_MOUNT,
+        "DEFAULT_REPLICA_PRIORITY": DEFAULT_REPLICA_PRIORITY,
+        "LAST_CHOICE_REPLICA_PRIORITY": LAST_CHOICE_REPLICA_PRIORITY,
+        "GRACE_SECONDS": settings.termination_grace_period_seconds,
+        "HANDOVER_BUDGET_SECONDS": handover_budget_seconds(settings),
+        "PROMOTABLE_WAIT_SECONDS": promotable_wait_seconds(settings),
+        "QUORUM_ANNOUNCE_SECONDS": QUORUM_ANNOUNCE_SECONDS,
+        "WRITE_PAUSE_MILLISECONDS": settings.termination_grace_period_seconds * 1000,
+        "REPLICA_ACK_MILLISECONDS": REPLICA_ACK_MILLISECONDS,
+        "PROMOTABLE_MAX_PING_MILLISECONDS": PROMOTABLE_MAX_PING_MILLISECONDS,
+        "PROMOTABLE_MAX_INFO_AGE_MILLISECONDS": PROMOTABLE_MAX_INFO_AGE_MILLISECONDS,
+        "SENTINEL_WAIT_SECONDS": SENTINEL_WAIT_SECONDS,
+        "FAILOVER_WAIT_SECONDS": failover_wait_seconds(settings),
+        "FORGET_CHECK_SECONDS": FORGET_CHECK_SECONDS,
+        "COMMAND_TIMEOUT_SECONDS": COMMAND_TIMEOUT_SECONDS,
+        "POLL_SECONDS": POLL_SECONDS,
+        "FAST_POLL_SECONDS": FAST_POLL_SECONDS,
+        "REDIS_GONE_AFTER_MISSES": REDIS_GONE_AFTER_MISSES,
+    }
+    return {key: str(value) for key, value in values.items()}
+
+
+def render_constants_sh(settings: RedisSettings, client_acl_rules: str) -> str:
+    """``constants.sh``: POSIX sh assignments of :func:`pod_constants`, nothing else."""
+    lines = [
+        "# shellcheck shell=sh disable=SC2034",
+        "# Generated by the Pulumi program (components/pod_constants.py); sourced by lib.sh.",
+    ]
+    lines += [
+        f"{key}={shlex.quote(value)}"
+        for key, value in pod_constants(settings, client_acl_rules).items()
+    ]
+    return "\n".join(lines) + "\n"

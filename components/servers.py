@@ -1,0 +1,114 @@
+"""Servers: the Redis StatefulSet with its Sentinel sidecars, their config and their Services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .conf import checksum, config_files
+from .naming import Names
+from .role import RoleComponent, object_metadata
+from .services import headless_service_spec, sentinel_service_spec
+from .settings import RedisSettings
+from .workload import statefulset_spec
+
+DELETION_PROPAGATION = "pulumi.com/deletionPropagationPolicy"
+
+
+@dataclass(frozen=True)
+class RedisServersArgs:
+    """Arguments of :class:`RedisServers`."""
+
+    settings: RedisSettings
+    """Validated settings of the release."""
+    secret: pulumi.Resource
+    """The AUTH Secret the pods read their password from; the StatefulSet waits for it."""
+    service_account: pulumi.Resource
+    """The ServiceAccount the pods run as; the StatefulSet waits for it."""
+    auth_checksum: str
+    """Checksum of the password generation, in the pod template: a rotation rolls the pods."""
+    prerequisites: Sequence[pulumi.Resource] = ()
+    """What every object waits for: the namespace when the release creates it."""
+
+
+class RedisServers(RoleComponent):
+    """ConfigMap ``<name>-config``, Services ``<name>-headless`` and ``<name>-sentinel``, and
+    the StatefulSet ``<name>``: Redis pods, each with a Sentinel sidecar and a volume."""
+
+    statefulset_id: pulumi.Output[str]
+    """ID of the StatefulSet; known once its pods are Ready."""
+    statefulset_name: pulumi.Output[str]
+    """Name of the StatefulSet (and prefix of its pods)."""
+    headless_service_name: pulumi.Output[str]
+    """Name of the headless Service that gives every pod a stable DNS name."""
+    sentinel_service_name: pulumi.Output[str]
+    """Name of the Service that reaches any ready Sentinel."""
+
+    def __init__(
+        self, name: str, args: RedisServersArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("sophia:redis:RedisServers", name, opts)
+        settings = args.settings
+        names = Names.of(settings)
+        prerequisites = list(args.prerequisites)
+        in_namespace = self.moved_options(depends_on=prerequisites)
+
+        files = config_files(settings)
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=object_metadata(settings, names.config_map),
+            data=files,
+            opts=in_namespace,
+        )
+        headless = k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata=object_metadata(settings, names.headless_service),
+            spec=headless_service_spec(names),
+            opts=in_namespace,
+        )
+        sentinel = k8s.core.v1.Service(
+            f"{name}-sentinel",
+            metadata=object_metadata(settings, names.sentinel_service),
+            spec=sentinel_service_spec(names),
+            opts=in_namespace,
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            name,
+            metadata={
+                **object_metadata(settings, names.statefulset),
+                # A volumeClaimTemplates change forces a replacement: orphaning the pods lets
+                # the new StatefulSet adopt them instead of taking the cluster down.
+                "annotations": {DELETION_PROPAGATION: "orphan"},
+            },
+            spec=statefulset_spec(
+                settings,
+                names,
+                {"checksum/config": checksum(files), "checksum/auth": args.auth_checksum},
+            ),
+            opts=self.moved_options(
+                depends_on=[
+                    *prerequisites,
+                    args.secret,
+                    config_map,
+                    args.service_account,
+                    headless,
+                ],
+                protect=settings.protect,
+            ),
+        )
+
+        self.statefulset_id = statefulset.id
+        self.statefulset_name = statefulset.metadata.apply(lambda meta: str(meta.name))
+        self.headless_service_name = headless.metadata.apply(lambda meta: str(meta.name))
+        self.sentinel_service_name = sentinel.metadata.apply(lambda meta: str(meta.name))
+        self.register_outputs(
+            {
+                "statefulset_id": self.statefulset_id,
+                "statefulset_name": self.statefulset_name,
+                "headless_service_name": self.headless_service_name,
+                "sentinel_service_name": self.sentinel_service_name,
+            }
+        )

@@ -1,0 +1,123 @@
+"""Upgrading a stack deployed before RedisSentinel was split by role changes no object.
+
+The program as of the last commit before the split is deployed as its own stack, in its own
+namespace, with the real engine; then the current program is previewed against that state.
+Every Kubernetes and random resource must be matched to its old URN (through its alias), so
+the preview creates only the new ``sophia:redis:*`` role components and replaces or deletes
+nothing. The release is destroyed afterwards, whatever happened.
+
+Time is bounded by the Kubernetes provider's await timeouts (10 minutes for the workloads);
+a healthy run takes about two minutes (deploy, preview, destroy).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+from pulumi import automation as auto
+
+from automation.workspace import REPO, Workspace, pulumi_root
+from redistest.deployment import log_line
+from redistest.kube import Kube
+
+BEFORE_SPLIT = "e565874"
+"""The last commit whose RedisSentinel registered every resource itself."""
+PROGRAM = ("Pulumi.yaml", "Pulumi.local.yaml", "__main__.py", "components", "requirements.txt")
+"""What of that commit makes up the program and the local stack's config."""
+STACK = "upgrade"
+NAMESPACE = "sophia-ai-upgrade"
+
+KEPT_OBJECT = {auto.OpType.SAME, auto.OpType.UPDATE}
+"""What may happen to a Kubernetes or random resource: nothing, or an in-place update."""
+MOVED_TYPES = ("kubernetes:", "random:")
+ROLE_TYPES = "sophia:redis:"
+
+
+def export_program(commit: str, target: Path) -> None:
+    """The program of ``commit`` in ``target``, running in the checkout's virtualenv."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, *PROGRAM],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True, timeout=60)
+    (target / ".venv").symlink_to(REPO / ".venv")
+
+
+def configure(stack: auto.Stack, stack_file: Path) -> None:
+    """The committed local config of the old program, in this test's own namespace."""
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    config["redis:namespace"] = NAMESPACE
+    stack.set_all_config(
+        {
+            key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
+            for key, value in config.items()
+        },
+        path=False,
+    )
+
+
+def stack_of_program(work_dir: Path, name: str) -> auto.Stack:
+    """Stack ``name`` of the program in ``work_dir``, on the backend, passphrase, CLI and
+    plugins of :class:`Workspace` (which runs the checkout's own program)."""
+    env = Workspace().env()
+    options = auto.LocalWorkspaceOptions(
+        work_dir=str(work_dir),
+        env_vars=env,
+        pulumi_home=env.get("PULUMI_HOME"),
+        secrets_provider="passphrase",
+        pulumi_command=auto.PulumiCommand(root=str(pulumi_root()), skip_version_check=True),
+    )
+    return auto.select_stack(stack_name=name, work_dir=str(work_dir), opts=options)
+
+
+def has_resources(stack: auto.Stack) -> bool:
+    return bool((stack.export_stack().deployment or {}).get("resources"))
+
+
+def tear_down(stack: auto.Stack) -> None:
+    """Destroys the release and removes the stack with its config file."""
+    Kube(NAMESPACE).run("delete", "pod", "--all", "--ignore-not-found", "--wait=false", check=False)
+    stack.destroy(on_output=log_line, color="never")
+    stack.workspace.remove_stack(stack.name)
+    (REPO / f"Pulumi.{STACK}.yaml").unlink(missing_ok=True)
+
+
+def test_upgrade_from_before_the_split_keeps_every_object(cluster: None) -> None:
+    steps: list[tuple[auto.OpType, str, str]] = []
+
+    def record_step(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            step = event.resource_pre_event.metadata
+            steps.append((step.op, step.type, step.urn))
+
+    current = Workspace().stack(STACK)
+    try:
+        if has_resources(current):
+            current.destroy(on_output=log_line, color="never")
+        with tempfile.TemporaryDirectory(prefix="sophia-redis-before-split-") as directory:
+            before = Path(directory)
+            export_program(BEFORE_SPLIT, before)
+            configure(current, before / "Pulumi.local.yaml")
+            shutil.copy(REPO / f"Pulumi.{STACK}.yaml", before)
+            stack_of_program(before, STACK).up(on_output=log_line, color="never")
+        preview = current.preview(on_output=log_line, on_event=record_step, color="never")
+    finally:
+        tear_down(current)
+
+    moved = [(op, urn) for op, type_, urn in steps if type_.startswith(MOVED_TYPES)]
+    assert moved, "the preview reported no Kubernetes or random resource"
+    assert [(op, urn) for op, urn in moved if op not in KEPT_OBJECT] == []
+    created = [(type_, urn) for op, type_, urn in steps if op == auto.OpType.CREATE]
+    assert created, "the preview created no role component: is the program split at all?"
+    assert [urn for type_, urn in created if not type_.startswith(ROLE_TYPES)] == []
+    summary = preview.change_summary
+    assert summary.get(auto.OpType.REPLACE, 0) == 0, summary
+    assert summary.get(auto.OpType.DELETE, 0) == 0, summary
+    assert summary.get(auto.OpType.CREATE, 0) == len(created), summary

@@ -1,0 +1,1 @@
+"""The pod scripts against real Redis and Sentinel processes on loopback addresses."""

@@ -1,0 +1,68 @@
+"""Fixtures of the loopback harness: a set factory that always tears down what it started."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from components.settings import RedisSettings, load_settings
+from tests.harness import FAKE_PASSWORD, stack_config
+
+from .loopback import HarnessError, LoopbackSet, require_host, sweep
+
+_SUBNETS_PER_WORKER = 40
+_next_subnet = itertools.count()
+
+
+def _subnet() -> int:
+    """127.0.<subnet>.0/24 per set, distinct across pytest-xdist workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return 10 + int(worker or 0) * _SUBNETS_PER_WORKER + next(_next_subnet) % _SUBNETS_PER_WORKER
+
+
+def local_settings(**overrides: object) -> RedisSettings:
+    """The local stack's settings (what the integration suite deploys), with overrides."""
+    config = dict(stack_config("local"))
+    config.update({f"redis:{key}": str(value) for key, value in overrides.items()})
+    return load_settings(config)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host() -> None:
+    try:
+        require_host()
+    except HarnessError as error:
+        pytest.fail(str(error), pytrace=False)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        # Under xdist each set instead clears its own cgroup, which other workers never share.
+        sweep()
+
+
+LoopbackFactory = Callable[..., LoopbackSet]
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[LoopbackFactory]:
+    """``loopback(settings=None, **kwargs)`` builds a set; every set is closed afterwards."""
+    made: list[LoopbackSet] = []
+
+    def make(settings: RedisSettings | None = None, **kwargs: object) -> LoopbackSet:
+        cluster = LoopbackSet(
+            tmp_path / f"set{len(made)}",
+            _subnet(),
+            settings or local_settings(),
+            kwargs.pop("password", FAKE_PASSWORD),  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
+        made.append(cluster)
+        return cluster
+
+    try:
+        yield make
+    finally:
+        for cluster in made:
+            cluster.close()

@@ -1,0 +1,90 @@
+"""The master's preStop hand-over: target choice, writes kept, and when it cannot finish."""
+
+from __future__ import annotations
+
+import signal
+
+from .conftest import LoopbackFactory
+from .writer import Writer, lost_writes
+
+
+def test_handover_goes_to_the_lowest_ordinal_and_keeps_every_confirmed_write(
+    loopback: LoopbackFactory,
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        hooks = old.delete()
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    assert new.ordinal == 1, "no replica on a newer revision: the lowest ordinal is preferred"
+    assert hooks["redis"] < cluster.settings.termination_grace_period_seconds
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+    shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
+    assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
+
+
+def test_handover_prefers_a_replica_already_on_the_new_revision(loopback: LoopbackFactory) -> None:
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    updated = cluster.pod(2)
+    updated.delete()
+    updated.revision = "rev-2"
+    updated.start()
+    cluster.wait_healthy(60)
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        old.delete()
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    assert new is updated, "the replica on the new revision is preferred over the lowest ordinal"
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def test_handover_when_the_preferred_replica_is_hung(loopback: LoopbackFactory) -> None:
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    preferred = cluster.pod(1)
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        preferred.signal("redis", signal.SIGSTOP)
+        try:
+            old.delete()
+            cluster.wait(
+                lambda: cluster.pod(2).role() == "master", 40, "the other replica takes over"
+            )
+        finally:
+            preferred.signal("redis", signal.SIGCONT)
+        new = cluster.wait_healthy(40, expected_pods=2)
+        writer.wait_confirmed(200)
+    assert new.ordinal == 2
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def test_handover_cut_short_by_the_grace_period_keeps_writes_paused(
+    loopback: LoopbackFactory,
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    replicas = [pod for pod in cluster.running() if pod is not old]
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        for pod in replicas:
+            pod.signal("sentinel", signal.SIGSTOP)
+        try:
+            hooks = old.delete()
+        finally:
+            for pod in replicas:
+                pod.signal("sentinel", signal.SIGCONT)
+        new = cluster.wait_healthy(60, expected_pods=2)
+        writer.wait_confirmed(200)
+    grace = cluster.settings.termination_grace_period_seconds
+    assert hooks["redis"] >= grace - 6, "no quorum to fail over: the hook uses its whole budget"
+    assert new is not old
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []

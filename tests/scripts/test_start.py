@@ -1,0 +1,112 @@
+"""Start-up: first start, restarts of one pod, and full restarts in every order."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+
+import pytest
+
+from .conftest import LoopbackFactory
+from .writer import Writer, lost_writes
+
+
+def test_first_start_makes_ordinal_0_master(loopback: LoopbackFactory) -> None:
+    cluster = loopback()
+    cluster.start()
+    master = cluster.wait_healthy(60)
+    assert master.ordinal == 0
+    for pod in cluster.running():
+        if pod is not master:
+            info = pod.client().info("replication")
+            assert info["role"] == "slave" and info["master_host"] == master.host
+    assert all(p.named_master() == master.host for p in cluster.running())
+
+
+def test_replica_restart_rejoins_as_replica(loopback: LoopbackFactory) -> None:
+    cluster = loopback()
+    cluster.start()
+    cluster.wait_healthy(60)
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(200)
+        cluster.pod(2).crash("redis")
+        cluster.wait(lambda: cluster.pod(2).containers["redis"].starts == 2, 10, "pod 2 restarted")
+        master = cluster.wait_healthy(30)
+        writer.wait_confirmed(200)
+    result = writer.result
+    assert master.ordinal == 0 and cluster.pod(2).role() == "slave"
+    assert lost_writes(cluster, "w", result.confirmed) == []
+
+
+def test_master_restarting_before_the_sentinels_notice_lets_them_fail_over(
+    loopback: LoopbackFactory,
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    cluster.wait_healthy(60)
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        cluster.pod(0).crash("redis")
+        master = cluster.wait_healthy(45)
+        writer.wait_confirmed(200)
+    assert master.ordinal != 0, "the restarted master must not wipe its replicas"
+    assert "waiting for the failover" in cluster.pod(0).log()
+    assert cluster.pod(0).role() == "slave"
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+@pytest.mark.xfail(
+    reason="open defect found by this harness: after a master hang, Sentinel 7.0 promoted the "
+    "replica that was ~21 KB behind the other (seen: 'Partial resynchronization not accepted: "
+    "Requested offset ... 52899, but I can reply up to 31169'), losing writes that WAIT 1 had "
+    "confirmed on the other replica",
+    strict=False,
+)
+def test_hung_master_comes_back_as_replica_and_loses_no_confirmed_write(
+    loopback: LoopbackFactory,
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    down_after = cluster.settings.down_after_milliseconds / 1000
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        old.signal("redis", signal.SIGSTOP)
+        try:
+            cluster.wait(
+                lambda: any(p.named_master() not in (None, old.host) for p in cluster.running()),
+                down_after + 15,
+                "the Sentinels promote a replica of the hung master",
+            )
+        finally:
+            old.signal("redis", signal.SIGCONT)
+        master = cluster.wait_healthy(30)
+        writer.wait_confirmed(200)
+    assert master is not old and old.role() == "slave"
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=str)
+def test_full_restart_in_any_order_keeps_the_latest_master(
+    loopback: LoopbackFactory, order: tuple[int, ...]
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    cluster.wait_healthy(60)
+    # Move the master off ordinal 0 first, so the latest data is not where a first start goes.
+    cluster.pod(0).delete()
+    cluster.pod(0).start()
+    master = cluster.wait_healthy(60)
+    assert master.ordinal != 0
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+    confirmed = writer.result.confirmed
+    time.sleep(1.1)  # appendfsync everysec: what the master acknowledged is on its disk now
+    for pod in cluster.running():
+        pod.kill()
+    cluster.start(list(order), pause=1.0)
+    final = cluster.wait_healthy(90)
+    assert len(cluster.masters()) == 1
+    assert lost_writes(cluster, "w", confirmed) == []
+    assert final.client().dbsize() >= len(confirmed)
