@@ -1,5 +1,5 @@
 # make up    — set up every tool, start the local cluster, deploy the local stack
-# make test  — every test: lint, unit, policy, ESC, then integration on the local cluster
+# make test  — every test: lint, unit, policy, ESC, pod scripts on loopback, integration on the local cluster
 # make down  — destroy the local stack and stop the cluster
 # make bench — failover, persistence and throughput benchmarks into bench/results.json
 SHELL := /bin/bash
@@ -12,20 +12,23 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: help up down test unit integration bench lint tools venv cluster cluster-build cluster-down
+.PHONY: help up down test unit scripts-harness integration bench lint tools venv host-packages cluster cluster-build cluster-down
 
 help:
 	@sed -n 's/^# make /make /p' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Every Debian package of scripts/host-packages.txt, in one step, before anything uses one.
+host-packages:
+	scripts/install-host-packages.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | host-packages
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
 
-tools: venv
-	scripts/install-host-packages.sh
+tools: host-packages venv
 	scripts/bootstrap-tools.sh
 	scripts/build-esc-eval.sh
 
@@ -48,11 +51,18 @@ down: venv
 unit: tools
 	$(PYTEST) tests/unit tests/policy
 
+# The pod scripts against real redis-server/redis-sentinel processes on 127.0.N.0/24, four
+# independent cases at a time (each on its own address range).
+scripts-harness: tools
+	$(PYTEST) -n 4 tests/scripts
+
 integration: tools cluster-build
 	$(PYTEST) tests/integration
 
 test: tools cluster-build
-	$(PYTEST) tests
+	$(PYTEST) tests/unit tests/policy
+	$(PYTEST) -n 4 tests/scripts
+	$(PYTEST) tests/integration
 
 bench: tools cluster-build
 	$(PYTHON) -m bench

@@ -18,6 +18,20 @@ from .workload import statefulset_spec
 DELETION_PROPAGATION = "pulumi.com/deletionPropagationPolicy"
 
 
+def owned_by_service(name: str, uid: pulumi.Input[str]) -> dict[str, pulumi.Input[object]]:
+    """An ``ownerReferences`` entry naming the Service ``name`` (of the same namespace) as
+    owner: deleting that Service makes the garbage collector delete the owned object, and,
+    with ``blockOwnerDeletion``, the Service is gone only once the owned object is."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "name": name,
+        "uid": uid,
+        "controller": False,
+        "blockOwnerDeletion": True,
+    }
+
+
 @dataclass(frozen=True)
 class RedisServersArgs:
     """Arguments of :class:`RedisServers`."""
@@ -75,28 +89,44 @@ class RedisServers(RoleComponent):
             spec=sentinel_service_spec(names),
             opts=in_namespace,
         )
+        # Replaced, and destroyed, without a pod left behind:
+        # * A volumeClaimTemplates change forces a replacement (delete, then create: the name is
+        #   fixed). Deleting with propagation "orphan" keeps the pods running; the new
+        #   StatefulSet adopts them (same template, same revision hash: no restart).
+        # * "orphan" applies to every delete of this resource, so `pulumi destroy` would leave
+        #   the pods (and the claims it owns under pvcRetentionPolicy Delete) running wherever
+        #   the namespace is not the stack's. So the headless Service owns the StatefulSet
+        #   (ownerReferences) and the StatefulSet is `deleted_with` it: a destroy skips the
+        #   orphaning delete of the StatefulSet and deletes the Service (foreground), whose
+        #   garbage collection deletes the StatefulSet with its pods, and its claims as the
+        #   retention policy says, before the Service goes. A size change does not touch the
+        #   Service, so the replacement still orphans. No hook and no API call from the program.
         statefulset = k8s.apps.v1.StatefulSet(
             name,
             metadata={
                 **object_metadata(settings, names.statefulset),
-                # A volumeClaimTemplates change forces a replacement: orphaning the pods lets
-                # the new StatefulSet adopt them instead of taking the cluster down.
                 "annotations": {DELETION_PROPAGATION: "orphan"},
+                "ownerReferences": [
+                    owned_by_service(names.headless_service, headless.metadata.uid)
+                ],
             },
             spec=statefulset_spec(
                 settings,
                 names,
                 {"checksum/config": checksum(files), "checksum/auth": args.auth_checksum},
             ),
-            opts=self.moved_options(
-                depends_on=[
-                    *prerequisites,
-                    args.secret,
-                    config_map,
-                    args.service_account,
-                    headless,
-                ],
-                protect=settings.protect,
+            opts=pulumi.ResourceOptions.merge(
+                self.moved_options(
+                    depends_on=[
+                        *prerequisites,
+                        args.secret,
+                        config_map,
+                        args.service_account,
+                        headless,
+                    ],
+                    protect=settings.protect,
+                ),
+                pulumi.ResourceOptions(deleted_with=headless),
             ),
         )
 

@@ -295,6 +295,9 @@ class Pod:
             except subprocess.TimeoutExpired:
                 self.ready = False
 
+    def is_ready(self) -> bool:
+        return self.ready
+
     def signal(self, container_name: str, signum: int) -> None:
         """Sends ``signum`` to the container's main process (after exec: the server itself)."""
         os.kill(self.containers[container_name].pid, signum)
@@ -317,43 +320,42 @@ class Pod:
         self.ready = False
 
     def delete(self, grace_seconds: int | None = None) -> dict[str, float]:
-        """Graceful deletion as the kubelet does it: the preStop hooks of both containers run
-        in parallel, then SIGTERM, and SIGKILL when the grace period ends. Returns how long
-        each hook ran."""
+        """Graceful deletion as the kubelet does it: each container's preStop hook runs (all in
+        parallel), the container gets SIGTERM once its own hook returns, and SIGKILL when the
+        grace period ends. Returns how long each hook ran."""
         grace = grace_seconds or self.owner.settings.termination_grace_period_seconds
         self.deleting = True
+        self._stop.set()
         deadline = time.monotonic() + grace
         durations: dict[str, float] = {}
-        hooks: list[threading.Thread] = []
 
-        def run_hook(name: str, command: list[str]) -> None:
-            started = time.monotonic()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.run_in(name, command, timeout=max(0.1, deadline - time.monotonic()))
-            durations[name] = time.monotonic() - started
-
-        for container in self.containers.values():
+        def stop(container: Container) -> None:
             hook = container.spec.get("lifecycle", {}).get("preStop")
+            started = time.monotonic()
             if hook and container.running():
-                thread = threading.Thread(
-                    target=run_hook, args=(container.name, hook["exec"]["command"])
-                )
-                thread.start()
-                hooks.append(thread)
-        for thread in hooks:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._stop.set()
-        for container in self.containers.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.run_in(
+                        container.name,
+                        hook["exec"]["command"],
+                        timeout=max(0.1, deadline - time.monotonic()),
+                    )
+            durations[container.name] = time.monotonic() - started
             if container.running():
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(container.pid, signal.SIGTERM)
+
+        stoppers = [
+            threading.Thread(target=stop, args=(container,))
+            for container in self.containers.values()
+        ]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(max(0.0, deadline - time.monotonic()))
         for container in self.containers.values():
-            if container.process is None:
-                continue
-            try:
-                container.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.kill()
+            if container.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    container.process.wait(max(0.1, deadline - time.monotonic()))
         self.kill()
         return durations
 
@@ -537,20 +539,22 @@ class LoopbackSet:
         timeout: float = 90,
     ) -> None:
         """What the StatefulSet controller does on a template change: from the highest ordinal
-        down, delete a pod, start it on the new revision, wait until every pod is ready."""
+        down, delete a pod, start it on the new revision and wait until it is ready."""
         if settings is not None:
             self.configure(settings)
         self.revision = revision
         if secret is not None:
             self.secret = secret
             self.password = secret[PASSWORD_KEY]
-        for ordinal in sorted(self.pods, reverse=True):
-            pod = self.pods[ordinal]
+        for ordinal in range(self.settings.replicas - 1, -1, -1):
+            pod = self.pod(ordinal)
+            if pod._stop.is_set() and not pod.containers:
+                continue
             pod.delete()
             pod.revision = revision
             pod.secret = dict(self.secret)
             pod.start()
-            self.wait_healthy(timeout)
+            self.wait(pod.is_ready, timeout, f"{pod.name} ready after its update")
 
     @contextlib.contextmanager
     def cut_off(self, ordinal: int) -> Iterator[None]:

@@ -2,7 +2,8 @@
 
 It follows the master as a Sentinel-aware client does (``GET-MASTER-ADDR-BY-NAME`` on any
 Sentinel that answers), writes ``<prefix>:<n> = n`` as the application user, and counts a write
-as confirmed only when ``WAIT 1`` reports a replica has it. Bounded by count and time.
+as confirmed only when ``WAIT <acks>`` reports that many replicas have it (1 by default, as the
+integration suite's writer). Bounded by count and time.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ class WriterResult:
 
 class Writer:
     def __init__(
-        self, cluster: LoopbackSet, prefix: str = "w", password: str | None = None
+        self,
+        cluster: LoopbackSet,
+        prefix: str = "w",
+        password: str | None = None,
+        acks: int = 1,
     ) -> None:
         self.cluster = cluster
+        self.acks = acks
         self.prefix = prefix
         self.password = password
         self.result = WriterResult()
@@ -98,7 +104,7 @@ class Writer:
             self.result.attempts = seq
             try:
                 client.set(f"{self.prefix}:{seq}", seq)
-                if call(client, "WAIT", 1, 500) >= 1:
+                if call(client, "WAIT", self.acks, 500) >= self.acks:
                     self.result.confirmed.append(seq)
                 elif self._master() != serving:
                     client = None

@@ -470,3 +470,84 @@ def test_host_output_resolves_only_with_the_workloads_and_the_service() -> None:
     host = deployed("dev").raw_outputs["redis_host"]
     waited = {key(r) for r in run_async(host.resources())}
     assert {(STS, "redis"), (DEPLOYMENT, "redis-proxy"), (SERVICE, "redis-service")} <= waited
+
+
+HEADLESS = (SERVICE, "redis-headless")
+
+
+def deploy_with_service_uids(stack: str, monkeypatch: pytest.MonkeyPatch) -> Deployment:
+    """The program under mocks where each Service reports a ``uid`` (``uid-of-<name>``), as the
+    API server does; the plain mocks only echo the inputs, which hold none."""
+    from tests.harness import RecordingMocks
+
+    original = RecordingMocks.new_resource
+
+    def with_uid(
+        self: RecordingMocks, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str, dict[str, Any]]:
+        resource_id, outputs = original(self, args)
+        if args.typ == SERVICE:
+            metadata = outputs["metadata"]
+            outputs = {**outputs, "metadata": {**metadata, "uid": f"uid-of-{metadata['name']}"}}
+        return resource_id, outputs
+
+    monkeypatch.setattr(RecordingMocks, "new_resource", with_uid)
+    return run_program(stack_config(stack), stack)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_statefulset_is_owned_by_its_headless_service(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the headless Service (foreground) garbage-collects the StatefulSet with its
+    pods, and waits for it: that is how a destroy removes them despite the orphan policy."""
+    metadata = deploy_with_service_uids(stack, monkeypatch).one(STS).inputs["metadata"]
+    assert metadata["ownerReferences"] == [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "name": "redis-headless",
+            "uid": "uid-of-redis-headless",
+            "controller": False,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_destroy_leaves_the_statefulset_to_its_owner(stack: str) -> None:
+    """A destroy skips the StatefulSet's own (orphaning) delete, so the Service's cascade
+    removes it; a replacement (the Service stays) still orphans the pods for adoption."""
+    deployment = deployed(stack)
+    options = deployment.options[(STS, "redis")]
+    assert key(options.deleted_with) == HEADLESS
+    sts = deployment.one(STS).inputs
+    assert sts["metadata"]["annotations"]["pulumi.com/deletionPropagationPolicy"] == "orphan"
+    assert options.protect is (stack == "prod"), "deleted_with does not lift the protection"
+    assert isinstance(options.depends_on, list)
+    assert HEADLESS in {key(r) for r in options.depends_on}
+
+
+def kubernetes_inputs(deployment: Deployment) -> dict[tuple[str, str], dict[str, Any]]:
+    """A copy of the inputs of every Kubernetes object, by (type, name)."""
+    import copy
+
+    return {
+        (r.type, r.name): copy.deepcopy(r.inputs)
+        for r in deployment.resources
+        if r.type.startswith("kubernetes:")
+    }
+
+
+def test_size_change_touches_only_the_claim_template() -> None:
+    """A storage size change replaces the StatefulSet (immutable volumeClaimTemplates) and
+    nothing else: the Service that owns it stays, so the replacement orphans, never cascades."""
+    before = kubernetes_inputs(deployed("dev"))
+    after = kubernetes_inputs(deploy_with("dev", storageSize="5Gi"))
+    assert before.keys() == after.keys()
+    assert {k for k in before if before[k] != after[k]} == {(STS, "redis")}
+    sts_before, sts_after = before[(STS, "redis")], after[(STS, "redis")]
+    assert sts_before["metadata"] == sts_after["metadata"]
+    claims = [sts["spec"].pop("volumeClaimTemplates") for sts in (sts_before, sts_after)]
+    assert sts_before["spec"] == sts_after["spec"], "no pod template change: no restart"
+    assert [c[0]["spec"]["resources"]["requests"]["storage"] for c in claims] == ["2Gi", "5Gi"]
