@@ -42,8 +42,9 @@ no longer vouches for its master."""
 SERVER_DEFAULTS = "check inter 1s downinter 250ms fall 1 rise 1 resolvers cluster init-addr none"
 """React to one check result and resolve pod names through cluster DNS. Servers that are down
 (replicas, Sentinels naming another master) are checked four times a second, so a promoted
-replica takes connections within a quarter second of a quorum naming it; servers that are up
-are checked every second, as each extra check of a loaded pod is one more chance to flap."""
+replica takes connections within a quarter second of passing its checks (a quorum naming it and
+a replica in sync); servers that are up are checked every second, as each extra check of a
+loaded pod is one more chance to flap."""
 
 
 def _agreement_backend(ordinal: int) -> str:
