@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,15 +33,21 @@ def local_settings(**overrides: object) -> RedisSettings:
     return load_settings(config)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any set starts (in the xdist controller, or the only process): kill what an
+    interrupted run left. In every process, SIGTERM ends the run through pytest's tear-down,
+    so the sets are closed as on a failure."""
+    if not hasattr(config, "workerinput") and os.geteuid() == 0:
+        sweep()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _host() -> None:
     try:
         require_host()
     except HarnessError as error:
         pytest.fail(str(error), pytrace=False)
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        # Under xdist each set instead clears its own cgroup, which other workers never share.
-        sweep()
 
 
 LoopbackFactory = Callable[..., LoopbackSet]
