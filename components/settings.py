@@ -476,7 +476,13 @@ def _quantity_or_none(text: str) -> Decimal | None:
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """All config entries of the running program, ``namespace:key`` to raw value."""
+    """All config entries of the running program, ``namespace:key`` to raw value.
+
+    The SDK's documented ``pulumi.Config`` reads one named key at a time and cannot list
+    them, but the unknown-key check (``redis:replica`` -> did you mean ``redis:replicas``?)
+    needs every key the stack sets; so this reads the runtime's config store, which the
+    engine fills from the stack's config (and ``set_all_config`` fills under mocks).
+    """
     from pulumi.runtime import config as runtime_config
 
     entries = dict(runtime_config.get_config_env())
