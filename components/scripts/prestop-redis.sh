@@ -87,7 +87,10 @@ promotable() {
     }
 }
 
-last_choice_count=$(echo "$last_choice" | wc -w)
+last_choice_count=0
+for host in $last_choice; do
+    last_choice_count=$((last_choice_count + 1))
+done
 ready_deadline=$(($(date +%s) + PROMOTABLE_WAIT_SECONDS))
 view="0 0"
 while [ "$(date +%s)" -lt "$ready_deadline" ]; do

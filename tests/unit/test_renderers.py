@@ -70,7 +70,6 @@ ALLOWED_COMMANDS = {
     "sha256sum",
     "timeout",
     "umask",
-    "wc",
     "read",
 }
 
