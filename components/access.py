@@ -8,6 +8,7 @@ NetworkPolicies. The other roles wait for what this one creates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -20,6 +21,20 @@ from .naming import Names, common_labels, image_version
 from .role import RoleComponent, object_metadata
 from .settings import RedisSettings
 from .workload import PASSWORD_KEY, PREVIOUS_PASSWORD_KEY
+
+
+@dataclass(frozen=True)
+class WorkloadAccess:
+    """What a workload of the release (servers, proxy) takes from :class:`Access`."""
+
+    secret: pulumi.Resource
+    """The AUTH Secret the pods read their password(s) from; a workload waits for it."""
+    service_account: pulumi.Resource
+    """The ServiceAccount the pods run as; a workload waits for it."""
+    auth_checksum: str
+    """Checksum of the password generation, in pod templates: a rotation rolls the pods."""
+    prerequisites: Sequence[pulumi.Resource] = ()
+    """What every object waits for: the namespace when the release creates it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,13 @@ class Access(RoleComponent):
     """The ServiceAccount, for the workloads to wait for."""
     auth_checksum: str
     """Checksum of the password generation for pod templates: a rotation rolls the pods."""
+
+    @property
+    def workloads(self) -> WorkloadAccess:
+        """The Secret, ServiceAccount, checksum and prerequisites every workload needs."""
+        return WorkloadAccess(
+            self.secret, self.service_account, self.auth_checksum, tuple(self.prerequisites)
+        )
 
     def __init__(
         self, name: str, args: AccessArgs, opts: pulumi.ResourceOptions | None = None

@@ -51,28 +51,8 @@ class RedisSentinel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         access = Access(name, AccessArgs(settings), child)
-        servers = RedisServers(
-            name,
-            RedisServersArgs(
-                settings,
-                secret=access.secret,
-                service_account=access.service_account,
-                auth_checksum=access.auth_checksum,
-                prerequisites=access.prerequisites,
-            ),
-            child,
-        )
-        routing = MasterRouting(
-            name,
-            MasterRoutingArgs(
-                settings,
-                secret=access.secret,
-                service_account=access.service_account,
-                auth_checksum=access.auth_checksum,
-                prerequisites=access.prerequisites,
-            ),
-            child,
-        )
+        servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)
+        routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
         publishing = Publishing(
             name,
             PublishingArgs(

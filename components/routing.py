@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .access import WorkloadAccess
 from .conf import checksum
 from .naming import Names
 from .proxy import deployment_spec, render_haproxy_cfg
@@ -22,14 +22,8 @@ class MasterRoutingArgs:
 
     settings: RedisSettings
     """Validated settings of the release."""
-    secret: pulumi.Resource
-    """The AUTH Secret the proxy's checks read the password(s) from; the proxy waits for it."""
-    service_account: pulumi.Resource
-    """The ServiceAccount the proxy pods run as; the proxy waits for it."""
-    auth_checksum: str
-    """Checksum of the password generation, in the pod template: a rotation rolls the proxy."""
-    prerequisites: Sequence[pulumi.Resource] = ()
-    """What every object waits for: the namespace when the release creates it."""
+    access: WorkloadAccess
+    """The Secret, ServiceAccount, auth checksum and prerequisites from :class:`Access`."""
 
 
 class MasterRouting(RoleComponent):
@@ -49,7 +43,7 @@ class MasterRouting(RoleComponent):
         super().__init__("sophia:redis:MasterRouting", name, opts)
         settings = args.settings
         names = Names.of(settings)
-        prerequisites = list(args.prerequisites)
+        prerequisites = list(args.access.prerequisites)
         in_namespace = self.moved_options(depends_on=prerequisites)
 
         haproxy_cfg = render_haproxy_cfg(settings, names)
@@ -67,11 +61,16 @@ class MasterRouting(RoleComponent):
                 names,
                 {
                     "checksum/config": checksum({"haproxy.cfg": haproxy_cfg}),
-                    "checksum/auth": args.auth_checksum,
+                    "checksum/auth": args.access.auth_checksum,
                 },
             ),
             opts=self.moved_options(
-                depends_on=[*prerequisites, args.secret, proxy_config_map, args.service_account]
+                depends_on=[
+                    *prerequisites,
+                    args.access.secret,
+                    proxy_config_map,
+                    args.access.service_account,
+                ]
             ),
         )
         service = k8s.core.v1.Service(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .access import WorkloadAccess
 from .conf import checksum, config_files
 from .naming import Names
 from .role import RoleComponent, object_metadata
@@ -38,14 +38,8 @@ class RedisServersArgs:
 
     settings: RedisSettings
     """Validated settings of the release."""
-    secret: pulumi.Resource
-    """The AUTH Secret the pods read their password from; the StatefulSet waits for it."""
-    service_account: pulumi.Resource
-    """The ServiceAccount the pods run as; the StatefulSet waits for it."""
-    auth_checksum: str
-    """Checksum of the password generation, in the pod template: a rotation rolls the pods."""
-    prerequisites: Sequence[pulumi.Resource] = ()
-    """What every object waits for: the namespace when the release creates it."""
+    access: WorkloadAccess
+    """The Secret, ServiceAccount, auth checksum and prerequisites from :class:`Access`."""
 
 
 class RedisServers(RoleComponent):
@@ -67,7 +61,7 @@ class RedisServers(RoleComponent):
         super().__init__("sophia:redis:RedisServers", name, opts)
         settings = args.settings
         names = Names.of(settings)
-        prerequisites = list(args.prerequisites)
+        prerequisites = list(args.access.prerequisites)
         in_namespace = self.moved_options(depends_on=prerequisites)
 
         files = config_files(settings)
@@ -113,15 +107,15 @@ class RedisServers(RoleComponent):
             spec=statefulset_spec(
                 settings,
                 names,
-                {"checksum/config": checksum(files), "checksum/auth": args.auth_checksum},
+                {"checksum/config": checksum(files), "checksum/auth": args.access.auth_checksum},
             ),
             opts=pulumi.ResourceOptions.merge(
                 self.moved_options(
                     depends_on=[
                         *prerequisites,
-                        args.secret,
+                        args.access.secret,
                         config_map,
-                        args.service_account,
+                        args.access.service_account,
                         headless,
                     ],
                     protect=settings.protect,
