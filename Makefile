@@ -53,7 +53,7 @@ unit: tools
 
 # The pod scripts against real redis-server/redis-sentinel processes on 127.0.N.0/24, four
 # independent cases at a time (each on its own address range).
-scripts-harness: tools
+scripts-harness: tools cluster-build
 	$(PYTEST) -n 4 tests/scripts
 
 integration: tools cluster-build
@@ -64,8 +64,9 @@ test: tools cluster-build
 	$(PYTEST) -n 4 tests/scripts
 	$(PYTEST) tests/integration
 
+# make bench BENCH_ARGS="--engine redis-8.0 --runs 5": any option of `python -m bench --help`.
 bench: tools cluster-build
-	$(PYTHON) -m bench
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -31,6 +31,7 @@ from redistest.deployment import (
     start_client_pod,
     start_cluster,
 )
+from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config
 from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube
 from redistest.traffic import (
@@ -124,6 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=SECTIONS,
         metavar="NAME",
         help=f"run only this measurement (repeatable): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINE_IMAGE_KEYS),
+        help="the engine to measure, in a stack and namespace of its own "
+        "(default: the local stack's engine)",
     )
     parser.add_argument("--soak-seconds", type=float, default=600, help="idle soak (0: skip)")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results.json")
@@ -492,11 +499,21 @@ def measure_infra(results: dict[str, Any]) -> Deployed:
     return deployed
 
 
+def engine_stack(engine_id: str) -> tuple[dict[str, str] | None, str]:
+    """``deploy_local`` arguments: the local stack itself for its own engine, else a stack of
+    the engine's own (``test-redis-8-0`` in ``sophia-ai-test-redis-8-0``)."""
+    if engine_id == default_engine():
+        return None, ""
+    return engine_config(engine_id), "-" + engine_id.replace(".", "-")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = list(dict.fromkeys(args.only or SECTIONS))
+    engine = args.engine or default_engine()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "engine": engine,
         "machine": machine(),
         "git_commit": git_commit(),
         "runs": args.runs,
@@ -509,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("starting the local cluster")
             start_cluster()
-            log("deploying the local stack")
-            deployed = deploy_local()
+            log(f"deploying the local stack on {engine}")
+            deployed = deploy_local(*engine_stack(engine))
         log("starting the client pod")
         start_client_pod(deployed.kube)
     except Exception as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from .pod_constants import CONSTANTS_FILE, render_constants_sh
+from .pod_constants import CONSTANTS_FILE, REDIS_SOCKET, render_constants_sh
 from .settings import RedisSettings
 
 SCRIPT_NAMES = (
@@ -54,6 +54,8 @@ def render_redis_conf(settings: RedisSettings) -> str:
     lines = [
         "port 6379",
         "bind * -::*",
+        f"unixsocket {REDIS_SOCKET}",
+        "unixsocketperm 700",
         "protected-mode yes",
         "tcp-keepalive 60",
         "timeout 0",

@@ -19,6 +19,9 @@ SCRIPTS_MOUNT = "/scripts"
 CONFIG_MOUNT = "/config"
 DATA_MOUNT = "/data"
 RUN_MOUNT = "/run/redis"
+REDIS_SOCKET = f"{RUN_MOUNT}/redis.sock"
+"""Unix socket of the Redis server: how both containers' scripts and probes reach their own
+server, also while a hand-over has closed its TCP port."""
 TMP_MOUNT = "/tmp"
 
 ADMIN_USER = "admin"
@@ -83,12 +86,17 @@ def pod_constants(settings: RedisSettings, client_acl_rules: str) -> dict[str, s
         "QUORUM": settings.sentinel_quorum,
         "MAJORITY": majority(settings.replicas),
         "MASTER_SET": settings.master_set_name,
+        "SERVER_BIN": settings.server_engine.server,
+        "SENTINEL_BIN": settings.server_engine.sentinel,
+        "CLI_BIN": settings.server_engine.cli,
+        "COORDINATED_FAILOVER": int(settings.coordinated_failover),
         "ADMIN_USER": ADMIN_USER,
         "CLIENT_ACL_RULES": client_acl_rules,
         "CONFIG_DIR": CONFIG_MOUNT,
         "DATA_DIR": f"{DATA_MOUNT}/redis",
         "SENTINEL_DIR": f"{DATA_MOUNT}/sentinel",
         "RUN_DIR": RUN_MOUNT,
+        "REDIS_SOCKET": REDIS_SOCKET,
         "DEFAULT_REPLICA_PRIORITY": DEFAULT_REPLICA_PRIORITY,
         "LAST_CHOICE_REPLICA_PRIORITY": LAST_CHOICE_REPLICA_PRIORITY,
         "GRACE_SECONDS": settings.termination_grace_period_seconds,

@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from .access import WorkloadAccess
 from .conf import checksum, config_files
+from .migration import ENGINE_ANNOTATION, wanted_deployment
 from .naming import Names
 from .role import RoleComponent, object_metadata
 from .services import headless_service_spec, sentinel_service_spec
@@ -99,7 +100,10 @@ class RedisServers(RoleComponent):
             name,
             metadata={
                 **object_metadata(settings, names.statefulset),
-                "annotations": {DELETION_PROPAGATION: "orphan"},
+                "annotations": {
+                    DELETION_PROPAGATION: "orphan",
+                    ENGINE_ANNOTATION: str(wanted_deployment(settings)),
+                },
                 "ownerReferences": [
                     owned_by_service(names.headless_service, headless.metadata.uid)
                 ],

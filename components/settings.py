@@ -17,6 +17,16 @@ from typing import Any
 import pulumi
 from lightkube.utils.quantity import parse_quantity
 
+from .engines import (
+    ENGINE_NAMES,
+    ENGINES,
+    KNOWN_BAD,
+    Engine,
+    Version,
+    engine_of_image,
+    version_of_image,
+)
+
 CONFIG_NAMESPACE = "redis"
 
 ROLES = ("redis", "sentinel", "proxy")
@@ -103,9 +113,15 @@ class RedisSettings:
     """Sentinels that must agree a master is down; a majority of ``replicas``."""
     master_set_name: str = "mymaster"
     """Sentinel master-set name clients ask for."""
-    image: str = "redis:7.4.2"
-    """Image with ``redis-server``, ``redis-sentinel``, ``redis-cli`` and a POSIX ``sh``."""
-    proxy_image: str = "haproxy:2.8"
+    engine: str = "valkey"
+    """Server implementation: ``redis`` or ``valkey`` (see the README on choosing one)."""
+    image: str = "valkey/valkey:9.1.2"
+    """Image with the engine's server, Sentinel and CLI binaries and a POSIX ``sh``."""
+    engine_version: Version | None = None
+    """Version of the engine in ``image`` when its tag does not start with one."""
+    acknowledge_one_way_migration: bool = False
+    """Allows a migration after which the data no longer loads into the previous engine."""
+    proxy_image: str = "haproxy:3.2"
     """HAProxy image that routes ``<name>-service`` to the current master."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy of every container."""
@@ -155,6 +171,25 @@ class RedisSettings:
     """ESC project of the environment."""
     esc_environment: str | None = None
     """ESC environment name; the stack name when unset."""
+
+    @property
+    def server_engine(self) -> Engine:
+        """The engine's binaries and capabilities."""
+        return ENGINES[self.engine]
+
+    @property
+    def version(self) -> Version:
+        """The engine version: ``engine_version``, else the image tag's (load_settings checks
+        that one of them is known)."""
+        version = self.engine_version or version_of_image(self.image)
+        if version is None:
+            raise ValueError(f"{self.image}: engine version unknown; set {_key('engineVersion')}")
+        return version
+
+    @property
+    def coordinated_failover(self) -> bool:
+        """Whether hand-overs use ``SENTINEL FAILOVER <master> COORDINATED``."""
+        return self.server_engine.coordinated_failover(self.version)
 
     @property
     def client_label(self) -> str:
@@ -228,6 +263,13 @@ def _matching(pattern: re.Pattern[str]) -> Callable[[Any], str]:
     return parse
 
 
+def _version(value: Any) -> Version:
+    version = Version.parse(_as_str(value))
+    if version is None:
+        raise ValueError
+    return version
+
+
 def _positive_quantity(value: Any) -> str:
     text = _as_str(value)
     quantity = parse_quantity(text)
@@ -245,7 +287,12 @@ KEYS: dict[str, _Key] = {
     "masterSetName": _Key(
         _matching(MASTER_SET_NAME), "master_set_name", "letters, digits, '.', '_' or '-'"
     ),
+    "engine": _Key(_one_of(ENGINE_NAMES), "engine", "one of " + ", ".join(ENGINE_NAMES)),
     "image": _Key(_as_str, "image", "an image reference"),
+    "engineVersion": _Key(
+        _version, "engine_version", "a version such as 9.1 or 9.1.2 (the engine in the image)"
+    ),
+    "acknowledgeOneWayMigration": _Key(_as_bool, "acknowledge_one_way_migration", "true or false"),
     "proxyImage": _Key(_as_str, "proxy_image", "an image reference"),
     "imagePullPolicy": _Key(
         _one_of(PULL_POLICIES), "image_pull_policy", "one of " + ", ".join(PULL_POLICIES)
@@ -378,6 +425,7 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     """
     problems: list[str] = []
     values: dict[str, Any] = {}
+    unparsed: set[str] = set()
     prefix = f"{CONFIG_NAMESPACE}:"
     for full_key, value in sorted(raw.items()):
         if not full_key.startswith(prefix):
@@ -391,6 +439,7 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
             values[spec.attribute] = spec.parse(value)
         except (ValueError, TypeError, json.JSONDecodeError):
             problems.append(f"{full_key}: '{value}' is not allowed; expected {spec.allowed}")
+            unparsed.add(spec.attribute)
 
     resources = _parse_resources(values.pop("resources", {}), problems)
     raw_maxmemory = values.pop("maxmemory_bytes", None)
@@ -426,11 +475,50 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
         20,
         600,
     )
+    if not unparsed & {"engine", "image", "engine_version"}:
+        _check_engine(problems, settings)
     if settings.esc_publish and not settings.esc_organization:
         problems.append(f"{_key('escOrganization')}: required when {_key('escPublish')} is true")
     if problems:
         raise ConfigError(problems)
     return replace(settings, sentinel_quorum=quorum, maxmemory_bytes=maxmemory or 0)
+
+
+def _check_engine(problems: list[str], settings: RedisSettings) -> None:
+    """The engine and its version against the image and what the scripts support."""
+    engine = ENGINES.get(settings.engine)
+    image_engine = engine_of_image(settings.image)
+    if engine is not None and image_engine is not None and image_engine != engine.name:
+        problems.append(
+            f"{_key('image')}: '{settings.image}' is a {image_engine} image but "
+            f"{_key('engine')} is '{engine.name}'; set both to the same engine"
+        )
+        return
+    tagged = version_of_image(settings.image)
+    version = settings.engine_version or tagged
+    if version is None:
+        problems.append(
+            f"{_key('engineVersion')}: required because the tag of {_key('image')} "
+            f"'{settings.image}' does not start with a version; expected e.g. 9.1.2"
+        )
+        return
+    if settings.engine_version is not None and tagged is not None and tagged.line != version.line:
+        problems.append(
+            f"{_key('engineVersion')}: '{version}' contradicts the tag of {_key('image')} "
+            f"'{settings.image}'; remove the key or make them agree"
+        )
+    if engine is None:
+        return
+    key = _key("engineVersion") if settings.engine_version is not None else _key("image")
+    if not engine.supports(version):
+        lines = ", ".join(f"{major}.x" for major in engine.majors)
+        problems.append(
+            f"{key}: {engine.name} {version} is not supported; the pod scripts support "
+            f"{engine.name} {lines}"
+        )
+    reason = KNOWN_BAD.get((engine.name, version))
+    if reason is not None:
+        problems.append(f"{key}: {engine.name} {version} is refused: {reason}")
 
 
 def _check_replica_dependents(problems: list[str], settings: RedisSettings, quorum: int) -> None:

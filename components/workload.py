@@ -150,10 +150,13 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "readinessProbe": _exec_probe("sentinel-ready", period=5, failures=2),
         # Keep this Sentinel up while the Redis container's preStop hands the master role over.
         "lifecycle": {"preStop": {"exec": {"command": _script_command("prestop-sentinel.sh")}}},
+        # The run volume holds the Redis server's socket, through which this container's
+        # scripts see their own server even while a hand-over has closed its TCP port.
         "volumeMounts": _mounts(
             ("data", DATA_MOUNT),
             ("config", CONFIG_MOUNT),
             ("scripts", SCRIPTS_MOUNT),
+            ("run", RUN_MOUNT),
             ("tmp", TMP_MOUNT),
         ),
     }

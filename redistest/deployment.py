@@ -66,11 +66,13 @@ class Deployed:
         return {op: n for op, n in summary.items() if op != "same" and n}
 
 
-def write_stack_file(name: str, namespace: str) -> None:
-    """``Pulumi.<name>.yaml``: the committed local config in its own namespace, so tests may
-    change settings without touching the committed file or a ``make up`` deployment."""
+def write_stack_file(name: str, namespace: str, overrides: dict[str, str] | None = None) -> None:
+    """``Pulumi.<name>.yaml``: the committed local config in its own namespace (and with
+    ``overrides`` of full ``redis:<key>`` names), so tests may change settings without touching
+    the committed file or a ``make up`` deployment."""
     config = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())["config"]
     config["redis:namespace"] = namespace
+    config.update(overrides or {})
     target = REPO / f"Pulumi.{name}.yaml"
     document: dict[str, Any] = {"config": config}
     if target.exists():
@@ -81,19 +83,22 @@ def write_stack_file(name: str, namespace: str) -> None:
     target.write_text(header + yaml.safe_dump(document, sort_keys=False))
 
 
-def local_stack() -> Deployed:
+def local_stack(engine: dict[str, str] | None = None, suffix: str = "") -> Deployed:
     """The test stack (the local config in namespace sophia-ai-test), its state refreshed
-    from the cluster, which may have been restarted empty since the last run."""
+    from the cluster, which may have been restarted empty since the last run. With
+    ``engine`` (``redis:engine`` and ``redis:image``) and a ``suffix``, a stack and namespace
+    of their own for that engine, so no engine change is ever rolled by accident."""
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    write_stack_file(STACK, NAMESPACE)
-    stack = Workspace().stack(STACK)
+    name, namespace = f"{STACK}{suffix}", f"{NAMESPACE}{suffix}"
+    write_stack_file(name, namespace, engine)
+    stack = Workspace().stack(name)
     stack.refresh(on_output=log_line, color="never")
-    return Deployed(stack=stack, outputs={}, kube=Kube(NAMESPACE))
+    return Deployed(stack=stack, outputs={}, kube=Kube(namespace))
 
 
-def deploy_local() -> Deployed:
-    """Deploys the test stack and returns it."""
-    deployment = local_stack()
+def deploy_local(engine: dict[str, str] | None = None, suffix: str = "") -> Deployed:
+    """Deploys the test stack (see :func:`local_stack`) and returns it."""
+    deployment = local_stack(engine, suffix)
     deployment.up()
     return deployment
 

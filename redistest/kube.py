@@ -15,6 +15,8 @@ from automation.workspace import cache_dir, kubeconfig
 
 CLIENT_POD = "redis-client"
 CLIENT_IMAGE = "localhost/sophia/redis-client:7.0"
+CLI_IN_POD = '. /scripts/constants.sh && exec "$CLI_BIN" "$@"'
+"""Runs the CLI of the pod's engine with the arguments after ``sh -c CLI_IN_POD sh``."""
 
 
 def kubectl_path() -> str:
@@ -85,15 +87,18 @@ class Kube:
         pods = self.json("get", "pods", "-l", "app.kubernetes.io/component=server")
         return sorted(p["metadata"]["name"] for p in pods["items"])
 
+    def cli(self, pod: str, container: str, *args: str) -> str:
+        """The engine's CLI (``redis-cli``, ``valkey-cli``: the pod's constants.sh names it)
+        run inside the pod, authenticated by the pod's REDISCLI_AUTH."""
+        return self.exec(pod, container, "sh", "-c", CLI_IN_POD, "sh", *args, timeout=20)
+
     def sentinel(self, pod: str, *command: str) -> str:
-        """A Sentinel command run inside the pod, authenticated by the pod's REDISCLI_AUTH."""
-        return self.exec(pod, "sentinel", "redis-cli", "-p", "26379", *command, timeout=20)
+        """A Sentinel command run inside the pod."""
+        return self.cli(pod, "sentinel", "-p", "26379", *command)
 
     def redis(self, pod: str, *command: str) -> str:
         """A Redis command as the admin user inside the pod (REDISCLI_AUTH from the Secret)."""
-        return self.exec(
-            pod, "redis", "redis-cli", "--no-auth-warning", "--user", "admin", *command, timeout=20
-        )
+        return self.cli(pod, "redis", "--no-auth-warning", "--user", "admin", *command)
 
     def container_pid(self, pod: str, container: str) -> int:
         """The host PID of a container's main process, via containerd."""

@@ -14,6 +14,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.mocks import MockMonitor
 
+from components import migration
+from components.engines import Deployment as EngineDeployment
+
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "sophia-redis"
 FAKE_PASSWORD = "Fake-Pa55word!*+_for.tests~0123456789abcd"
@@ -150,8 +153,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
-    """Runs ``__main__.py`` with ``config`` under mocks; returns resources and stack outputs."""
+def run_program(
+    config: dict[str, str], stack: str = "dev", running: EngineDeployment | None = None
+) -> Deployment:
+    """Runs ``__main__.py`` with ``config`` under mocks, as if the cluster ran ``running`` (no
+    release when None); returns resources and stack outputs."""
     deployment = Deployment()
     # A fresh root stack per run, so stack transformations of earlier runs don't linger.
     pulumi_settings.ROOT.set(None)
@@ -177,11 +183,14 @@ def run_program(config: dict[str, str], stack: str = "dev") -> Deployment:
     def program() -> pulumi.Output[Any]:
         pulumi.runtime.register_stack_transformation(record_options)
         original_export = pulumi.export
+        original_reader = migration.read_running_deployment
         pulumi.export = lambda name, value: exports.__setitem__(name, value)
+        migration.read_running_deployment = lambda settings: running
         try:
             runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
         finally:
             pulumi.export = original_export
+            migration.read_running_deployment = original_reader
         return pulumi.Output.all(**exports).apply(deployment.outputs.update)
 
     program()

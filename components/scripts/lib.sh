@@ -53,15 +53,22 @@ pod_hosts() {
 redis_cmd() {
     _host=$1
     shift
-    timeout "$COMMAND_TIMEOUT_SECONDS" redis-cli --no-auth-warning --user "$ADMIN_USER" \
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
         -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
+}
+
+# local_redis_cmd ARGS...: a command to this pod's Redis server as the admin user, through its
+# Unix socket (which stays open while a hand-over has closed the TCP port).
+local_redis_cmd() {
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
+        -s "$REDIS_SOCKET" "$@" 2>/dev/null
 }
 
 # sentinel_cmd HOST ARGS...: a command to a Sentinel.
 sentinel_cmd() {
     _host=$1
     shift
-    timeout "$COMMAND_TIMEOUT_SECONDS" redis-cli --no-auth-warning -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
 }
 
 # info_field NAME: reads "NAME:value" from INFO output on stdin.

@@ -5,7 +5,11 @@
 # new master. Pausing first is what keeps acknowledged writes: a plain SENTINEL FAILOVER leaves
 # the old master accepting writes that vanish when it is demoted. The pause outlives the pod,
 # so a master whose hand-over failed never takes writes again; the Sentinels then fail over as
-# after a crash, to a replica that holds every acknowledged write.
+# after a crash, to a replica that holds every acknowledged write. Before the failover starts,
+# the server closes its TCP port and the applications' connections, so no client meets it
+# demoted (READONLY). Where the engine has it (Valkey 9), the failover is coordinated: the
+# master itself hands over to the chosen replica once that replica holds every write
+# (FAILOVER TO) instead of being demoted after Sentinel promoted a replica.
 set -u
 # shellcheck source=lib.sh
 . /scripts/lib.sh
@@ -18,7 +22,7 @@ fi
 hook_deadline=$(($(date +%s) + HANDOVER_BUDGET_SECONDS))
 failover_deadline=$((hook_deadline - QUORUM_ANNOUNCE_SECONDS))
 
-info=$(redis_cmd localhost INFO replication) || exit 0
+info=$(local_redis_cmd INFO replication) || exit 0
 [ "$(printf '%s\n' "$info" | info_field role)" = master ] || exit 0
 replicas=$(printf '%s\n' "$info" | info_field connected_slaves)
 [ "${replicas:-0}" -gt 0 ] || { log "preStop: master without replicas, nothing to hand over"; exit 0; }
@@ -87,6 +91,22 @@ promotable() {
     }
 }
 
+# A coordinated failover starts with an election, so it needs a majority of live Sentinels; a
+# plain SENTINEL FAILOVER is run by the local Sentinel alone. Asked before writes pause.
+coordinated=0
+if [ "$COORDINATED_FAILOVER" = 1 ] && [ "$(agreeing_sentinels "$SELF")" -ge "$MAJORITY" ]; then
+    coordinated=1
+fi
+
+# start_failover: SENTINEL FAILOVER, coordinated when it can be; prints the reply.
+start_failover() {
+    if [ "$coordinated" = 1 ]; then
+        sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r'
+    else
+        sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r'
+    fi
+}
+
 last_choice_count=0
 for host in $last_choice; do
     last_choice_count=$((last_choice_count + 1))
@@ -100,18 +120,34 @@ while [ "$(date +%s)" -lt "$ready_deadline" ]; do
 done
 log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and knows ${view#* } of $last_choice_count others as last choice"
 
+# leave_network: no new TCP connection, and the applications' connections closed. A client
+# then retries elsewhere instead of meeting this server demoted (READONLY) before the
+# Sentinels and the proxy name the new master. Replication and Sentinel links are already
+# established and stay; this pod's scripts use the Unix socket.
+leave_network() {
+    local_redis_cmd CONFIG SET port 0 >/dev/null
+    closed=$(local_redis_cmd CLIENT KILL USER default)
+    log "preStop: port closed, ${closed:-0} application connection(s) closed"
+}
+
+rejoin_network() {
+    local_redis_cmd CONFIG SET port "$REDIS_PORT" >/dev/null
+    local_redis_cmd CLIENT UNPAUSE >/dev/null
+}
+
 while :; do
     log "preStop: pausing writes and handing the master role over"
-    redis_cmd localhost CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
-    acked=$(redis_cmd localhost WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
-    reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
-    log "preStop: $acked of $replicas replicas hold every write; SENTINEL FAILOVER: $reply"
+    local_redis_cmd CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
+    acked=$(local_redis_cmd WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
+    leave_network
+    reply=$(start_failover)
+    log "preStop: $acked of $replicas replicas hold every write; SENTINEL FAILOVER (coordinated: $coordinated): $reply"
     [ "$reply" = OK ] && break
     if [ "$(date +%s)" -ge "$failover_deadline" ]; then
-        log "preStop: no failover started; writes stay paused until shutdown, then the Sentinels fail over"
+        log "preStop: no failover started; writes stay paused and the port closed until shutdown, then the Sentinels fail over"
         exit 0
     fi
-    redis_cmd localhost CLIENT UNPAUSE >/dev/null
+    rejoin_network
     sleep 1
 done
 

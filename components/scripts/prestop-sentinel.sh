@@ -9,7 +9,7 @@ set -u
 deadline=$(($(date +%s) + GRACE_SECONDS))
 misses=0
 while [ "$(date +%s)" -lt "$deadline" ] && [ "$misses" -lt "$REDIS_GONE_AFTER_MISSES" ]; do
-    if redis_cmd localhost PING >/dev/null; then
+    if local_redis_cmd PING >/dev/null; then
         misses=0
     else
         misses=$((misses + 1))

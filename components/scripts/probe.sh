@@ -8,14 +8,14 @@ set -u
 case "${1:-}" in
 redis-live)
     # LOADING (AOF replay) and MASTERDOWN (replica without its master) are alive, not broken.
-    case "$(redis_cmd localhost PING)" in
+    case "$(local_redis_cmd PING)" in
     PONG | LOADING* | MASTERDOWN*) exit 0 ;;
     *) exit 1 ;;
     esac
     ;;
 redis-ready)
-    [ "$(redis_cmd localhost PING)" = PONG ] || exit 1
-    info=$(redis_cmd localhost INFO replication) || exit 1
+    [ "$(local_redis_cmd PING)" = PONG ] || exit 1
+    info=$(local_redis_cmd INFO replication) || exit 1
     case "$(printf '%s\n' "$info" | info_field role)" in
     master) exit 0 ;;
     slave)

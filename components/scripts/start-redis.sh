@@ -86,4 +86,4 @@ if [ "$master" = "$SELF" ]; then
 else
     log "starting as replica of $master"
 fi
-exec redis-server "$CONF"
+exec "$SERVER_BIN" "$CONF"

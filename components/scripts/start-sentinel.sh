@@ -87,7 +87,7 @@ if [ -z "$state" ]; then
     while :; do
         master=$(sentinel_master 0)
         if [ -z "$master" ]; then
-            info=$(redis_cmd localhost INFO replication || true)
+            info=$(local_redis_cmd INFO replication || true)
             case "$(printf '%s\n' "$info" | info_field role)" in
             master) master=$SELF ;;
             slave) master=$(printf '%s\n' "$info" | info_field master_host) ;;
@@ -118,4 +118,4 @@ umask 077
 mv "$STATE.new" "$STATE"
 forget_removed_pods &
 log "starting Sentinel for $(printf '%s\n' "$state" | sed -n 's/^sentinel monitor [^ ]* \([^ ]*\) .*/\1/p')"
-exec redis-sentinel "$STATE"
+exec "$SENTINEL_BIN" "$STATE"

@@ -2,8 +2,10 @@
 # Build the cluster's container images from Debian packages and import them
 # into containerd. No container registry can be reached from this machine,
 # so every image is made locally:
-#   $REDIS_IMAGE         redis-server, redis-sentinel, redis-tools (uid 999)
-#   $HAPROXY_IMAGE       Debian's haproxy (uid 999)
+#   $REDIS7_IMAGE        Redis 7.0 (bookworm): redis-server, redis-sentinel, redis-tools (uid 999)
+#   $REDIS8_IMAGE        Redis 8.0 (testing), the same packages (uid 999)
+#   $VALKEY9_IMAGE       Valkey 9.1 (testing): valkey-server, valkey-sentinel, valkey-tools (uid 999)
+#   $HAPROXY_IMAGE       HAProxy 3.2 (testing) (uid 999)
 #   $REDIS_CLIENT_IMAGE  redis-tools (redis-cli, redis-benchmark), python3-redis (uid 999)
 #   $PAUSE_IMAGE         static Go pause (tools/pause), containerd's sandbox image
 # All run as a non-root user and work with readOnlyRootFilesystem when the pod
@@ -33,10 +35,12 @@ APP_UID=999
 ROOTFS_DIR=$IMAGES_DIR/rootfs
 DEB_CACHE=$IMAGES_DIR/debs
 
-# image_spec NAME prints "REF|PACKAGES" for an image key.
+# image_ref, image_packages, image_suite KEY: what an image key is built from.
 image_ref() {
     case $1 in
-        redis) echo "$REDIS_IMAGE" ;;
+        redis-7.0) echo "$REDIS7_IMAGE" ;;
+        redis-8.0) echo "$REDIS8_IMAGE" ;;
+        valkey-9.1) echo "$VALKEY9_IMAGE" ;;
         haproxy) echo "$HAPROXY_IMAGE" ;;
         redis-client) echo "$REDIS_CLIENT_IMAGE" ;;
         pause) echo "$PAUSE_IMAGE" ;;
@@ -44,12 +48,37 @@ image_ref() {
 }
 image_packages() {
     case $1 in
-        redis) echo redis-server,redis-sentinel,redis-tools ;;
-        haproxy) echo haproxy ;;
         redis-client) echo redis-tools,python3,python3-redis ;;
+        redis-[0-9]*) echo redis-server,redis-sentinel,redis-tools ;;
+        valkey-[0-9]*) echo valkey-server,valkey-sentinel,valkey-tools ;;
+        haproxy) echo haproxy ;;
     esac
 }
-IMAGE_KEYS=(pause redis haproxy redis-client)
+image_suite() {
+    case $1 in
+        redis-7.0 | redis-client) echo "$IMAGE_DEBIAN_SUITE" ;;
+        *) echo "$IMAGE_DEBIAN_CURRENT_SUITE" ;;
+    esac
+}
+# image_version_pattern KEY: the `dpkg-query` version of the main package an image must hold
+# (an extended regular expression); testing moves, and the tag promises a line.
+image_version_pattern() {
+    case $1 in
+        redis-7.0) echo '^5:7\.0\.' ;;
+        redis-8.0) echo '^5:8\.0\.' ;;
+        # 9.1.0's Sentinel can crash in a coordinated failover (valkey-io/valkey#4066).
+        valkey-9.1) echo '^9\.1\.([1-9]|[0-9]{2,})' ;;
+        haproxy) echo '^3\.2\.' ;;
+    esac
+}
+image_main_package() {
+    case $1 in
+        redis-[0-9]*) echo redis-server ;;
+        valkey-[0-9]*) echo valkey-server ;;
+        haproxy) echo haproxy ;;
+    esac
+}
+IMAGE_KEYS=(pause redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client)
 
 archive_of() { echo "$IMAGES_DIR/$1.tar"; }
 
@@ -66,12 +95,39 @@ umount_under() {
 image_hash() {
     local key=$1
     {
-        echo "rev=$CLUSTER_BUILD_REVISION suite=$IMAGE_DEBIAN_SUITE mirror=$IMAGE_DEBIAN_MIRROR"
+        echo "rev=$CLUSTER_BUILD_REVISION suite=$(image_suite "$key") mirror=$IMAGE_DEBIAN_MIRROR"
         echo "ref=$(image_ref "$key") packages=$(image_packages "$key") uid=$APP_UID"
         # Relative names: the hash must not depend on where the repository is checked out.
         (cd "$CLUSTER_LIB_DIR" && sha256sum images.sh mkimage.py)
         [[ $key != pause ]] || { go version; (cd "$REPO_ROOT/tools/pause" && sha256sum ./*.go go.mod); }
     } | sha256sum | cut -d' ' -f1
+}
+
+# free_app_ids ROOTFS NAME: moves another user or group off uid/gid 999 (Debian testing's
+# minbase gives gid 999 to lpadmin) to a free system id.
+free_app_ids() {
+    local root=$1 name=$2 holder id
+    holder=$(chroot "$root" getent group "$APP_UID" | cut -d: -f1 || true)
+    if [[ -n $holder && $holder != "$(chroot "$root" id -gn "$name")" ]]; then
+        id=$(free_system_id "$root" group)
+        chroot "$root" groupmod --gid "$id" "$holder"
+        find "$root" -xdev -gid "$APP_UID" -exec chgrp -h "$id" {} +
+    fi
+    holder=$(chroot "$root" getent passwd "$APP_UID" | cut -d: -f1 || true)
+    if [[ -n $holder && $holder != "$name" ]]; then
+        id=$(free_system_id "$root" passwd)
+        chroot "$root" usermod --uid "$id" "$holder"
+        find "$root" -xdev -uid "$APP_UID" -exec chown -h "$id" {} +
+    fi
+}
+
+# free_system_id ROOTFS DATABASE: a system id below 999 that DATABASE (group or passwd) does not use.
+free_system_id() {
+    local id
+    for ((id = 998; id >= 100; id--)); do
+        chroot "$1" getent "$2" "$id" >/dev/null || { echo "$id"; return; }
+    done
+    die "no free system id in $1"
 }
 
 # set_app_user ROOTFS NAME: give user NAME (created by the Debian package,
@@ -86,6 +142,7 @@ set_app_user() {
     old_uid=$(chroot "$root" id -u "$name")
     old_gid=$(chroot "$root" id -g "$name")
     [[ $old_uid == "$APP_UID" && $old_gid == "$APP_UID" ]] && return
+    free_app_ids "$root" "$name"
     chroot "$root" groupmod --gid "$APP_UID" "$(chroot "$root" id -gn "$name")"
     chroot "$root" usermod --uid "$APP_UID" --gid "$APP_UID" "$name"
     find "$root" -xdev -uid "$old_uid" -exec chown -h "$APP_UID" {} +
@@ -110,6 +167,12 @@ customize_redis() {
     set_app_user "$root" redis
     install -d -o "$APP_UID" -g "$APP_UID" -m 0770 "$root/data" "$root/etc/redis/conf.d"
     chown -R "$APP_UID:$APP_UID" "$root/etc/redis"
+}
+customize_valkey() {
+    local root=$1
+    set_app_user "$root" valkey
+    install -d -o "$APP_UID" -g "$APP_UID" -m 0770 "$root/data" "$root/etc/valkey"
+    chown -R "$APP_UID:$APP_UID" "$root/etc/valkey"
 }
 customize_haproxy() {
     local root=$1
@@ -139,24 +202,46 @@ build_pause() {
     pack pause "$root" --user 65535:65535 --entrypoint '["/pause"]'
 }
 
+debootstrap_script() {
+    local suite scripts=/usr/share/debootstrap/scripts
+    suite=$(image_suite "$1")
+    if [[ -e $scripts/$suite ]]; then echo "$scripts/$suite"; else echo "$scripts/sid"; fi
+}
+
+# check_package_version KEY ROOTFS: the image holds the line its tag names.
+check_package_version() {
+    local key=$1 root=$2 package version
+    package=$(image_main_package "$key")
+    [[ -n $package ]] || return 0
+    # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
+    version=$(chroot "$root" dpkg-query -W -f '${Version}' "$package")
+    [[ $version =~ $(image_version_pattern "$key") ]] ||
+        die "$key: $(image_suite "$key") serves $package $version, not the line $(image_ref "$key") promises"
+    echo "$package $version" >"$root/.package-version"
+}
+
 build_debian() {
     local key=$1 root=$ROOTFS_DIR/$1 tmp
     tmp=$root.tmp
     umount_under "$tmp"
     rm -rf "$tmp"
     mkdir -p "$DEB_CACHE"
+    # The sid script serves every suite after bookworm, whatever the host's debootstrap knows.
     debootstrap --variant=minbase --include="$(image_packages "$key")" --cache-dir="$DEB_CACHE" \
-        "$IMAGE_DEBIAN_SUITE" "$tmp" "$IMAGE_DEBIAN_MIRROR" >>"$IMAGES_DIR/$key.log" 2>&1 || {
+        "$(image_suite "$key")" "$tmp" "$IMAGE_DEBIAN_MIRROR" "$(debootstrap_script "$key")" >>"$IMAGES_DIR/$key.log" 2>&1 || {
         umount_under "$tmp"
         tail -n 5 "$IMAGES_DIR/$key.log" >&2
         die "debootstrap for $key failed; see $IMAGES_DIR/$key.log"
     }
     umount_under "$tmp"
-    "customize_${key//-/_}" "$tmp"
+    check_package_version "$key" "$tmp"
+    local customize=${key%%-[0-9]*}
+    "customize_${customize//-/_}" "$tmp"
     slim_rootfs "$tmp"
     local path=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     case $key in
-        redis) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" --cmd '["redis-server"]' ;;
+        redis-[0-9]*) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" --cmd '["redis-server"]' ;;
+        valkey-[0-9]*) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" --cmd '["valkey-server"]' ;;
         haproxy) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --env "$path" --stop-signal SIGUSR1 \
             --cmd '["haproxy","-W","-db","-f","/usr/local/etc/haproxy/haproxy.cfg"]' ;;
         redis-client) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" \

@@ -65,7 +65,7 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler container
 # anything but our own healthy cluster makes up.sh stop early.
 CLUSTER_PORTS=(2379 2380 6443 10248 10249 10250 10256 10257 10259 18080 18181 20244)
 
-IMAGES=("$REDIS_IMAGE" "$HAPROXY_IMAGE" "$REDIS_CLIENT_IMAGE" "$PAUSE_IMAGE")
+IMAGES=("$REDIS7_IMAGE" "$REDIS8_IMAGE" "$VALKEY9_IMAGE" "$HAPROXY_IMAGE" "$REDIS_CLIENT_IMAGE" "$PAUSE_IMAGE")
 
 PATH=$BIN_DIR:$PATH:/usr/sbin:/sbin
 export PATH

@@ -85,7 +85,7 @@ spec:
       terminationGracePeriodSeconds: 2
       containers:
       - name: redis
-        image: $REDIS_IMAGE
+        image: $REDIS7_IMAGE
         imagePullPolicy: Never
         command: [redis-server, --dir, /data, --appendonly, "yes", --protected-mode, "no"]
         ports: [{containerPort: 6379}]

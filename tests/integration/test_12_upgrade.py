@@ -27,6 +27,7 @@ from pulumi import automation as auto
 from automation.workspace import REPO, Workspace, pulumi_root
 from redistest.deployment import log_line
 from redistest.kube import Kube
+from tests.harness import stack_config
 
 BEFORE_SPLIT = "e565874"
 """The last commit whose RedisSentinel registered every resource itself."""
@@ -64,6 +65,8 @@ def configure(stack: auto.Stack, stack_file: Path) -> None:
     """The committed local config of the old program, in this test's own namespace."""
     config = yaml.safe_load(stack_file.read_text())["config"]
     config["redis:namespace"] = NAMESPACE
+    # The proxy image of that commit (HAProxy 2.6) is no longer built; the current one is.
+    config["redis:proxyImage"] = stack_config("local")["redis:proxyImage"]
     stack.set_all_config(
         {
             key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
@@ -117,6 +120,8 @@ def test_upgrade_from_before_the_split_keeps_every_object(cluster: None) -> None
             configure(current, before / "Pulumi.local.yaml")
             shutil.copy(REPO / f"Pulumi.{STACK}.yaml", before)
             stack_of_program(before, STACK).up(on_output=log_line, color="never")
+        # That program knew one engine; this one must be told the image is Redis, not Valkey.
+        current.set_config("redis:engine", auto.ConfigValue("redis"))
         preview = current.preview(on_output=log_line, on_event=record_step, color="never")
     finally:
         tear_down(current)

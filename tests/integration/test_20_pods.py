@@ -8,12 +8,17 @@ from typing import Any
 import pytest
 import testinfra
 
+from components.engines import ENGINES
 from redistest.deployment import Deployed, client_pod_manifest
 from redistest.kube import CLIENT_POD, Kube, kube_env
 
 CONTAINERS = ("redis", "sentinel")
 NOAUTH = "NOAUTH Authentication required."
 """What Redis and Sentinel answer a client that has not authenticated (redis-cli, no TTY)."""
+SERVER_PROCESSES = tuple(
+    binary for engine in ENGINES.values() for binary in (engine.server, engine.sentinel)
+)
+"""The process names of every engine's server and Sentinel."""
 TIMEOUT_EXIT = 124
 """The exit status of coreutils ``timeout`` when it had to end the command."""
 
@@ -43,7 +48,7 @@ def test_password_is_on_no_command_line(
     password = str(deployed.outputs["redis_password"])
     for (pod, container), host in hosts.items():
         command_lines = host.check_output("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
-        assert "redis-server" in command_lines or "redis-sentinel" in command_lines
+        assert any(server in command_lines for server in SERVER_PROCESSES), (pod, container)
         assert password not in command_lines, (pod, container)
 
 

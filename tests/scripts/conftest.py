@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.settings import RedisSettings, load_settings
+from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config
 from tests.harness import FAKE_PASSWORD, stack_config
 
 from .loopback import HarnessError, LoopbackSet, require_host, sweep
@@ -26,17 +27,46 @@ def _subnet() -> int:
     return 10 + int(worker or 0) * _SUBNETS_PER_WORKER + next(_next_subnet) % _SUBNETS_PER_WORKER
 
 
+_engine = {"id": default_engine()}
+
+
 def local_settings(**overrides: object) -> RedisSettings:
-    """The local stack's settings (what the integration suite deploys), with overrides."""
+    """The local stack's settings (what the integration suite deploys) on the engine of the
+    running test, with overrides."""
     config = dict(stack_config("local"))
+    config.update(engine_config(_engine["id"]))
     config.update({f"redis:{key}": str(value) for key, value in overrides.items()})
     return load_settings(config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test runs on the local stack's engine; those marked ``every_engine`` also on each
+    other engine of the local images."""
+    if "engine" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker("every_engine") is not None
+    engines = list(ENGINE_IMAGE_KEYS) if marked else [default_engine()]
+    metafunc.parametrize("engine", engines, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine id the test runs on; local_settings() builds settings for it."""
+    engine_id = getattr(request, "param", default_engine())
+    _engine["id"] = engine_id
+    try:
+        yield engine_id
+    finally:
+        _engine["id"] = default_engine()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Before any set starts (in the xdist controller, or the only process): kill what an
     interrupted run left. In every process, SIGTERM ends the run through pytest's tear-down,
     so the sets are closed as on a failure."""
+    config.addinivalue_line(
+        "markers", "every_engine: runs on every engine of the local images, not only the default"
+    )
     if not hasattr(config, "workerinput") and os.geteuid() == 0:
         sweep()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -1,15 +1,17 @@
-"""A loopback "StatefulSet": the real pod scripts against real redis-server and redis-sentinel.
+"""A loopback "StatefulSet": the real pod scripts against the real servers and Sentinels.
 
 Each pod gets its own loopback address (``127.0.<subnet>.<ordinal + 1>``), data, run and tmp
-directories, and each container its own mount namespace (``unshare --mount``) in which the
-volumes of the pod spec are bind-mounted at the paths the spec gives (``/data``, ``/config``,
-``/scripts``, ...) and a hosts file maps the pod host names, and ``localhost``, to the
-addresses. The ConfigMap files, the volume mounts, the commands, the probes, the hooks and the
-environment all come from the functions that build the StatefulSet (``statefulset_spec``,
-``config_files``), so the harness cannot drift from the pod spec. The one difference: on
-Kubernetes each pod has its own network namespace, here every server listens on the same ports,
-so ``redis.conf`` binds the pod's address instead of ``*`` and ``sentinel.conf`` gains a
-``bind`` line.
+directories, and each container its own mount namespace (``unshare --mount``) in which it
+runs chrooted in the root filesystem of the image the settings name (built by
+``scripts/cluster/images.sh``, so each engine runs its own binaries and the image's shell and
+tools), with the volumes of the pod spec bind-mounted at the paths the spec gives (``/data``,
+``/config``, ``/scripts``, ...) and a hosts file that maps the pod host names, and
+``localhost``, to the addresses. The ConfigMap files, the volume mounts, the commands, the
+probes, the hooks and the environment all come from the functions that build the StatefulSet
+(``statefulset_spec``, ``config_files``), so the harness cannot drift from the pod spec. The
+one difference: on Kubernetes each pod has its own network namespace, here every server listens
+on the same ports, so ``redis.conf`` binds the pod's address instead of ``*`` and
+``sentinel.conf`` gains a ``bind`` line.
 
 Processes are grouped in a cgroup per set, so tear-down (and :func:`sweep`, after a killed
 run) leaves none behind.
@@ -37,7 +39,12 @@ from components.settings import RedisSettings
 from components.workload import PASSWORD_KEY, PREVIOUS_PASSWORD_KEY, statefulset_spec
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/pids/sophia-loopback")
-REQUIRED_BINARIES = ("redis-server", "redis-sentinel", "redis-cli", "unshare", "mount", "iptables")
+REQUIRED_BINARIES = ("unshare", "mount", "chroot", "iptables")
+IMAGES_ROOTFS = (
+    Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache" / "sophia-redis"))
+    / "images"
+    / "rootfs"
+)
 PROBE_PERIOD_SECONDS = 2.0
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0)
 
@@ -63,6 +70,26 @@ def require_host() -> None:
         )
     if os.geteuid() != 0:
         raise HarnessError("the loopback harness needs root (mount namespaces, cgroups, iptables)")
+
+
+def image_rootfs(settings: RedisSettings) -> Path:
+    """The root filesystem images.sh built for ``settings.image`` (``localhost/sophia/E:V``),
+    checked to hold the engine's binaries."""
+    repository, _, tag = settings.image.rpartition(":")
+    root = IMAGES_ROOTFS / f"{repository.rsplit('/', 1)[-1]}-{tag}"
+    engine = settings.server_engine
+    missing = [
+        binary
+        for binary in (engine.server, engine.sentinel, engine.cli)
+        if not (root / "usr" / "bin" / binary).exists()
+    ]
+    if not root.is_dir() or missing:
+        raise HarnessError(
+            f"no root filesystem of {settings.image} with {', '.join(missing) or 'binaries'} "
+            f"under {root}: run scripts/cluster/images.sh build (make test does)"
+        )
+    (root / "etc" / "hosts").touch()
+    return root
 
 
 def sweep() -> None:
@@ -126,6 +153,7 @@ class Pod:
         self.incarnation = 0
         self.sources: dict[str, Path] = {}
         self.template = owner.template
+        self.rootfs = owner.rootfs
         self.ready = False
         self.deleting = False
         self._lock = threading.Lock()
@@ -173,7 +201,11 @@ class Pod:
             for i in range(self.owner.max_pods)
         ]
         path = self.dir / "hosts"
-        path.write_text("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        # Rewritten only when it changes: running containers read it through a bind mount, and
+        # a rewrite in place would show them an empty file for a moment.
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
         return path
 
     def env(self, container: Json) -> dict[str, str]:
@@ -198,14 +230,20 @@ class Pod:
         return env
 
     def _launcher(self, container: Json, command: list[str]) -> list[str]:
-        """``unshare --mount`` running ``command`` with the container's volumes mounted."""
+        """``unshare --mount`` running ``command`` chrooted in the image's root filesystem,
+        with the container's volumes mounted."""
         sources = self.sources
-        mounts = sorted(container["volumeMounts"], key=lambda m: m["mountPath"] == "/tmp")
-        steps = [f"mount --bind {self._hosts_file()} /etc/hosts"]
-        for mount in mounts:
-            Path(mount["mountPath"]).mkdir(parents=True, exist_ok=True)
-            steps.append(f"mount --bind {sources[mount['name']]} {mount['mountPath']}")
-        script = " && ".join(steps) + ' && cd / && exec "$@"'
+        root = self.rootfs
+        steps = [
+            f"mount --bind {self._hosts_file()} {root}/etc/hosts",
+            f"mount --bind /dev {root}/dev",
+            f"mount --bind /proc {root}/proc",
+        ]
+        for mount in container["volumeMounts"]:
+            target = root / mount["mountPath"].lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            steps.append(f"mount --bind {sources[mount['name']]} {target}")
+        script = " && ".join(steps) + f' && exec chroot {root} sh -c \'cd / && exec "$@"\' sh "$@"'
         return [
             "unshare",
             "--mount",
@@ -240,6 +278,7 @@ class Pod:
         self.deleting = False
         self.ready = False
         self.template = self.owner.template
+        self.rootfs = self.owner.rootfs
         self.sources = self._volume_sources()
         for spec in self.template["containers"]:
             container = Container(spec)
@@ -453,6 +492,7 @@ class LoopbackSet:
     def configure(self, settings: RedisSettings) -> None:
         """A new pod template (as after `pulumi up`); running pods keep theirs until restarted."""
         self.settings = settings
+        self.rootfs = image_rootfs(settings)
         self.names = Names.of(settings)
         self.files = config_files(settings)
         self.spec = statefulset_spec(settings, self.names, {})

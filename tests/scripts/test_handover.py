@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from .conftest import LoopbackFactory
 from .writer import Writer, lost_writes
 
 
+@pytest.mark.every_engine
 def test_handover_goes_to_the_lowest_ordinal_and_keeps_every_confirmed_write(
     loopback: LoopbackFactory,
 ) -> None:
@@ -25,8 +28,15 @@ def test_handover_goes_to_the_lowest_ordinal_and_keeps_every_confirmed_write(
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
     shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
     assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
+    coordinated = cluster.settings.coordinated_failover
+    assert f"(coordinated: {int(coordinated)}): OK" in shutdown_log, shutdown_log
+    # The Sentinel leading the hand-over is the one in the deleted pod, the case in which
+    # Valkey 9.1.0's Sentinels crashed (valkey-io/valkey#4066).
+    for pod in cluster.pods.values():
+        assert "crashed by signal" not in pod.log("sentinel"), pod.name
 
 
+@pytest.mark.every_engine
 def test_handover_prefers_a_replica_already_on_the_new_revision(loopback: LoopbackFactory) -> None:
     cluster = loopback()
     cluster.start()
@@ -66,6 +76,7 @@ def test_handover_when_the_preferred_replica_is_hung(loopback: LoopbackFactory) 
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
 
 
+@pytest.mark.every_engine
 def test_handover_cut_short_by_the_grace_period_keeps_writes_paused(
     loopback: LoopbackFactory,
 ) -> None:

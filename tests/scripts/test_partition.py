@@ -3,10 +3,13 @@ rejoins as a replica once the cut heals, and there is never a second master afte
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import LoopbackFactory
 from .writer import Writer, lost_writes
 
 
+@pytest.mark.every_engine
 def test_cut_off_master_rejoins_as_replica(loopback: LoopbackFactory) -> None:
     cluster = loopback()
     cluster.start()

@@ -12,6 +12,7 @@ from .conftest import LoopbackFactory
 from .writer import Writer, lost_writes
 
 
+@pytest.mark.every_engine
 def test_first_start_makes_ordinal_0_master(loopback: LoopbackFactory) -> None:
     cluster = loopback()
     cluster.start()
@@ -39,6 +40,7 @@ def test_replica_restart_rejoins_as_replica(loopback: LoopbackFactory) -> None:
     assert lost_writes(cluster, "w", result.confirmed) == []
 
 
+@pytest.mark.every_engine
 def test_master_restarting_before_the_sentinels_notice_lets_them_fail_over(
     loopback: LoopbackFactory,
 ) -> None:
@@ -81,6 +83,7 @@ def _hang_master(loopback: LoopbackFactory, acks: int) -> tuple[list[int], list[
     return confirmed, lost_writes(cluster, "w", confirmed)
 
 
+@pytest.mark.every_engine
 def test_hung_master_comes_back_as_replica_and_loses_no_write_every_replica_confirmed(
     loopback: LoopbackFactory,
 ) -> None:
