@@ -18,7 +18,22 @@ FAILURE_SCENARIOS = (
     "kill_master_redis_and_sentinel",
     "partition_master",
 )
-SECTIONS = ("infra", *FAILURE_SCENARIOS, "persistence", "rolling_update", "soak", "throughput")
+MIGRATIONS = {
+    "upgrade_redis_7_0_to_8_0": ("redis-7.0", "redis-8.0", False),
+    "migrate_redis_7_0_to_valkey_9_1": ("redis-7.0", "valkey-9.1", False),
+    "migrate_with_master_crash_midway": ("redis-7.0", "valkey-9.1", True),
+}
+"""Live engine changes by ``pulumi up``: from, to (local engine ids), crash the master while
+the pods run two engines."""
+SECTIONS = (
+    "infra",
+    *FAILURE_SCENARIOS,
+    "persistence",
+    "rolling_update",
+    "soak",
+    "throughput",
+    "migration",
+)
 
 # The goals the measurements are compared with (never asserted).
 TARGET_MEDIAN_UNAVAILABILITY_SECONDS = 5.0
@@ -56,6 +71,15 @@ PERSISTENCE_SERIES = (
     "write_unavailability_seconds",
     "keys_missing",
     "confirmed_writes_lost",
+)
+MIGRATION_SERIES = (
+    "longest_write_gap_seconds",
+    "confirmed_writes_lost",
+    "readonly_errors",
+    "readonly_errors_after_settle",
+    "masters_after",
+    "switchovers",
+    "rollout_seconds",
 )
 ROLLING_SERIES = (
     "longest_write_gap_seconds",
@@ -149,6 +173,18 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
             _switchovers_as_expected(rolling),
             _none_of(
                 "rolling_update: 0 READONLY after settle", rolling, ["readonly_errors_after_settle"]
+            ),
+        ]
+    for name, section in results.get("migrations", {}).items():
+        verdicts += [
+            _none_of(f"{name}: 0 confirmed writes lost", section, ["confirmed_writes_lost"]),
+            _none_of(f"{name}: 0 READONLY after settle", section, ["readonly_errors_after_settle"]),
+            Verdict(
+                f"{name}: one master after the roll",
+                all(n == 1 for n in section.get("masters_after", []))
+                if section.get("masters_after")
+                else None,
+                f"masters {section.get('masters_after')}",
             ),
         ]
     soak = results.get("soak")

@@ -28,12 +28,14 @@ from redistest.deployment import (
     Deployed,
     deploy_local,
     local_stack,
+    own_stack,
     start_client_pod,
     start_cluster,
 )
 from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config
 from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube
+from redistest.migration import migrate_under_load
 from redistest.traffic import (
     finish_writer,
     longest_gap_span,
@@ -46,6 +48,8 @@ from redistest.traffic import (
 
 from . import (
     FAILURE_SCENARIOS,
+    MIGRATION_SERIES,
+    MIGRATIONS,
     PERSISTENCE_SERIES,
     ROLLING_SERIES,
     SCENARIO_SERIES,
@@ -67,6 +71,8 @@ ROLLING_LEAD_SECONDS = 3.0
 ROLLING_TAIL_SECONDS = 5.0
 POLICIES = ("volatile-lru", "allkeys-lru")
 SOAK_CHECK_SECONDS = 30.0
+MIGRATION_STACK = "bench-migration"
+MIGRATION_NAMESPACE = "sophia-ai-bench-migration"
 SENTINEL_EVENTS = {
     "sdown_master_lines": "+sdown master",
     "odown_master_lines": "+odown master",
@@ -361,6 +367,28 @@ class Bench:
         except Exception as error:
             log(f"rolling_update: restoring {original} failed: {failure_text(error)}")
 
+    # -- live engine changes -------------------------------------------------------------
+
+    def migration(self) -> None:
+        """Each of MIGRATIONS, ``--runs`` times, each run in a fresh release of its own."""
+        sections = self.results.setdefault("migrations", {})
+        for name, (source, target, crash) in MIGRATIONS.items():
+
+            def once(
+                _: int, source: str = source, target: str = target, crash: bool = crash
+            ) -> dict[str, Any]:
+                start = {k.removeprefix("redis:"): v for k, v in engine_config(source).items()}
+                change = {k.removeprefix("redis:"): v for k, v in engine_config(target).items()}
+                if start["engine"] != change["engine"]:
+                    change["acknowledgeOneWayMigration"] = "true"
+                with own_stack(MIGRATION_STACK, MIGRATION_NAMESPACE, **start) as release:
+                    release.up()
+                    start_client_pod(release.kube)
+                    return migrate_under_load(release, change, crash_master_midway=crash)
+
+            sections[name] = summarize_runs(self.repeat(name, once), MIGRATION_SERIES)
+            self.save()
+
     # -- idle soak -----------------------------------------------------------------------
 
     def soak(self) -> None:
@@ -437,6 +465,7 @@ class Bench:
             ("persistence", self.persistence),
             ("rolling_update", self.rolling_update),
             ("soak", self.soak),
+            ("migration", self.migration),
         ]
         for name, step in steps:
             if name not in selected:

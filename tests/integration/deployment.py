@@ -9,17 +9,19 @@ destroy leaves behind stays visible instead of going with the namespace.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-from pulumi import automation as auto
-
-from automation.workspace import REPO, Workspace
-from redistest.deployment import Deployed, log_line, write_stack_file
+from redistest.deployment import Deployed, has_resources, own_stack
 from redistest.kube import CLIENT_POD, Kube
 
-__all__ = ["RELEASE", "Deployed", "leftovers", "own_stack", "release_claims"]
+__all__ = [
+    "RELEASE",
+    "Deployed",
+    "has_resources",
+    "leftovers",
+    "own_stack",
+    "release_claims",
+]
 
 RELEASE = "redis"
 """The release name of the local config: every object's name starts with it."""
@@ -72,52 +74,3 @@ def release_claims(kube: Kube) -> dict[str, dict[str, Any]]:
         for item in items
         if item["metadata"]["name"].startswith(f"data-{RELEASE}-")
     }
-
-
-def create_namespace(kube: Kube) -> None:
-    """The namespace, made by the test (not the stack), restricted like the program's own."""
-    kube.run("create", "namespace", kube.namespace)
-    kube.run(
-        "label",
-        "namespace",
-        kube.namespace,
-        "pod-security.kubernetes.io/enforce=restricted",
-        "--overwrite",
-    )
-
-
-def delete_namespace(kube: Kube) -> None:
-    kube.run(
-        "delete", "namespace", kube.namespace, "--ignore-not-found", "--wait=true", timeout=300
-    )
-
-
-def has_resources(stack: auto.Stack) -> bool:
-    return bool((stack.export_stack().deployment or {}).get("resources"))
-
-
-@contextlib.contextmanager
-def own_stack(name: str, namespace: str, **config: str) -> Iterator[Deployed]:
-    """Stack ``name``: the local config in ``namespace`` (created here, so not owned by the
-    stack) with ``redis:<key>`` overrides, not yet deployed. Afterwards the stack is destroyed
-    if it still holds resources, then removed with its config file, and the namespace is
-    deleted, whatever happened."""
-    kube = Kube(namespace)
-    write_stack_file(name, namespace)
-    stack = Workspace().stack(name)
-    if has_resources(stack):  # left by a killed earlier run
-        stack.destroy(on_output=log_line, color="never")
-    delete_namespace(kube)
-    create_namespace(kube)
-    try:
-        for key, value in {"createNamespace": "false", **config}.items():
-            stack.set_config(f"redis:{key}", auto.ConfigValue(value))
-        yield Deployed(stack=stack, outputs={}, kube=kube)
-    finally:
-        try:
-            if has_resources(stack):
-                stack.destroy(on_output=log_line, color="never")
-            stack.workspace.remove_stack(name)
-            (REPO / f"Pulumi.{name}.yaml").unlink(missing_ok=True)
-        finally:
-            delete_namespace(kube)

@@ -3,30 +3,23 @@ upgrade to Redis 8.0 by ``pulumi up`` under a writer through ``redis_url``, then
 
 On each engine: the deploy, the contract (every Sentinel has quorum, the master has every
 replica), a SIGKILL failover and a graceful one (the master pod deleted), with the bounds of
-the default engine's suite. The full suite, and the repeated runs, are ``make bench --engine``.
+the default engine's suite. Between them, the engine changes the program must refuse fail the
+preview, read from the live StatefulSet. The full suite, the repeated runs and the migration to
+Valkey are ``make bench`` (``--engine``, ``--only migration``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
+from pulumi import automation as auto
 
 from redistest import scenarios
 from redistest.deployment import Deployed, start_client_pod
 from redistest.engines import engine_config, other_engines
 from redistest.health import wait_healthy
-from redistest.kube import Kube
-from redistest.traffic import (
-    finish_writer,
-    longest_gap,
-    missing_confirmed,
-    readonly_after_settle,
-    start_writer,
-    stop_writer,
-    wait_for_writes,
-)
+from redistest.migration import migrate_under_load, server_versions
 from tests.integration.deployment import own_stack
 from tests.integration.test_40_failover import MAX_UNAVAILABILITY_SECONDS, check
 
@@ -34,24 +27,10 @@ STACK = "engines"
 NAMESPACE = "sophia-ai-engines"
 FROM, TO = "redis-7.0", "redis-8.0"
 """The upgrade this module rolls: the oldest local engine to the next line of the same one."""
-WRITER_SECONDS = 600.0
-"""An upper bound; the writer is stopped once the upgrade is done."""
 
 
 def engine_overrides(engine_id: str) -> dict[str, str]:
     return {key.removeprefix("redis:"): value for key, value in engine_config(engine_id).items()}
-
-
-def running_versions(kube: Kube) -> set[str]:
-    """``server_name version`` of every pod's server (Valkey reports server_name:valkey)."""
-    versions = set()
-    for pod in kube.redis_pods():
-        info = kube.redis(pod, "INFO", "server")
-        fields = dict(
-            line.split(":", 1) for line in info.replace("\r", "").splitlines() if ":" in line
-        )
-        versions.add(f"{fields.get('server_name', 'redis')} {fields['redis_version']}")
-    return versions
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +46,7 @@ def check_engine(deployed: Deployed, engine_id: str) -> None:
     kube = deployed.kube
     master = wait_healthy(kube)
     line = engine_id.split("-", 1)[1]
-    versions = running_versions(kube)
+    versions = set(server_versions(kube).values())
     assert versions and all(v.startswith(f"redis {line}.") for v in versions), versions
     for pod in kube.redis_pods():
         assert kube.sentinel(pod, "SENTINEL", "CKQUORUM", "mymaster").startswith("OK"), pod
@@ -85,33 +64,40 @@ def test_redis_7_0_fails_over_without_loss(release: Deployed) -> None:
 
 
 def test_upgrade_to_redis_8_0_under_load_loses_nothing(release: Deployed) -> None:
-    kube = release.kube
-    master_before = wait_healthy(kube)
-    prefix = f"upgrade-{int(time.time())}"
-    begun = time.time()
-    writer = start_writer(kube, release.url, prefix, WRITER_SECONDS)
+    run = migrate_under_load(release, engine_overrides(TO))
+    release.log(f"upgrade {FROM} -> {TO}: {run}")
+    assert all(version.startswith("redis 8.0.") for version in run["to"]), run
+    assert run["confirmed_writes"] > 100, run
+    assert run["confirmed_writes_lost"] == 0, run
+    assert run["readonly_errors_after_settle"] == 0, run
+    assert run["masters_after"] == 1, run
+    assert 1 <= run["switchovers"] <= 2, run
+    assert run["longest_write_gap_seconds"] < MAX_UNAVAILABILITY_SECONDS, run
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (engine_config(FROM), "redis:image: redis 8.0"),
+        (engine_config("valkey-9.1"), "redis:engine: redis 8.0"),
+    ],
+    ids=["downgrade", "to-valkey"],
+)
+def test_refused_engine_change_fails_the_preview(
+    release: Deployed, change: dict[str, str], refusal: str
+) -> None:
+    stack = release.stack
+    kept = {key: stack.get_config(key).value for key in change}
+    for key, value in change.items():
+        stack.set_config(key, auto.ConfigValue(value))
     try:
-        wait_for_writes(writer, since=begun)
-        started = time.time()
-        release.up(**engine_overrides(TO))
-        finished = time.time()
-        master_after = wait_healthy(kube)
-        wait_for_writes(writer, since=time.time())
+        with pytest.raises(auto.CommandError) as error:
+            stack.preview(on_output=release.log, color="never")
     finally:
-        stop_writer(writer)
-    run = finish_writer(writer, prefix, timeout=60)
-    gap = longest_gap([t for _, t in run.confirmed], started, finished)
-    release.log(
-        f"upgrade {FROM} -> {TO}: {run.switchovers} switchover(s), longest gap {gap:.2f} s, "
-        f"master {master_before} -> {master_after}, errors {run.errors}"
-    )
-    versions = running_versions(kube)
-    assert versions and all(v.startswith("redis 8.0.") for v in versions), versions
-    assert len(run.confirmed) > 100
-    assert missing_confirmed(kube, release.url, run) == []
-    assert readonly_after_settle(run, started) == 0
-    assert 1 <= run.switchovers <= 2, run.masters
-    assert gap < MAX_UNAVAILABILITY_SECONDS, gap
+        for key, value in kept.items():
+            stack.set_config(key, auto.ConfigValue(value))
+    assert refusal in str(error.value), str(error.value)[-2000:]
+    assert release.preview_changes() == {}
 
 
 def test_redis_8_0_fails_over_without_loss(release: Deployed) -> None:
