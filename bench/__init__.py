@@ -296,6 +296,22 @@ def summary(results: Mapping[str, Any]) -> str:
                 ["rollout", "gap med s", "max s", "switchovers", "lost", "READONLY", "failed"],
             )
         )
+    migrations = results.get("migrations", {})
+    if migrations:
+        rows = [
+            [
+                name,
+                m["median"],
+                m["max"],
+                sum(m["confirmed_writes_lost"]),
+                sum(m["readonly_errors"]),
+                m["masters_after"],
+                len(m["errors"]),
+            ]
+            for name, m in migrations.items()
+        ]
+        header = ["migration", "gap med s", "max s", "lost", "READONLY", "masters", "failed"]
+        parts.append(table(rows, header))
     soak = results.get("soak")
     if soak and "false_failovers" in soak:
         parts.append(

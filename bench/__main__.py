@@ -34,7 +34,7 @@ from redistest.deployment import (
 )
 from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config
 from redistest.health import config_epoch, wait_healthy
-from redistest.kube import CLIENT_POD, Kube
+from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
 from redistest.traffic import (
     finish_writer,
@@ -139,7 +139,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: the local stack's engine)",
     )
     parser.add_argument("--soak-seconds", type=float, default=600, help="idle soak (0: skip)")
-    parser.add_argument("--results", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "bench" / "results-engines.json",
+        help="results file; the run replaces its engine's entry and keeps the others",
+    )
     parser.add_argument("--throughput-seconds", type=float, default=10, help="per case and path")
     parser.add_argument("--throughput-processes", type=int, default=4)
     parser.add_argument("--pipeline-depth", type=int, default=16)
@@ -209,10 +214,18 @@ class Bench:
         return self.deployed.url
 
     def save(self) -> None:
+        """Writes this run under ``engines.<engine>`` of the results file, beside the last run
+        of every other engine, so one file holds the engines side by side."""
         self.results["targets"] = [v.as_dict() for v in evaluate(self.results)]
         path: Path = self.args.results
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.results, indent=2) + "\n")
+        document: dict[str, Any] = {}
+        if path.exists():
+            document = json.loads(path.read_text())
+        kept = document.get("engines")
+        engines: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
+        engines[self.results["engine"]] = self.results
+        path.write_text(json.dumps({"engines": engines}, indent=2) + "\n")
 
     def clean(self, *patterns: str) -> None:
         """Deletes the keys a measurement wrote, so later ones start from the same data."""
@@ -252,12 +265,40 @@ class Bench:
                 inject = scenarios.partition_master(self.kube, max_lag=max_lag)
             else:
                 inject = getattr(scenarios, name)(self.kube)
+            since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            throttling_before = self.sentinel_throttling()
             measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
-            return measurement.as_dict()
+            return {
+                **measurement.as_dict(),
+                "sentinel_tilts": self.sentinel_lines("+tilt", since),
+                "sentinel_throttling": throttling_delta(
+                    throttling_before, self.sentinel_throttling()
+                ),
+            }
 
         runs = self.repeat(name, once)
         self.clean(f"{name}-*")
         self.results["scenarios"][name] = summarize_runs(runs, SCENARIO_SERIES)
+
+    def sentinel_lines(self, needle: str, since: str) -> list[str]:
+        """Sentinel log lines containing ``needle`` since ``since`` (RFC 3339), every pod."""
+        lines: list[str] = []
+        for pod in self.kube.redis_pods():
+            text = self.kube.run(
+                "logs", pod, "-c", "sentinel", f"--since-time={since}", check=False
+            ).stdout
+            lines += [f"{pod}: {line}" for line in text.splitlines() if needle in line]
+        return lines
+
+    def sentinel_throttling(self) -> dict[str, dict[str, int]]:
+        """CPU throttling counters of each Sentinel container, by pod (missing: not running)."""
+        counters: dict[str, dict[str, int]] = {}
+        for pod in self.kube.redis_pods():
+            try:
+                counters[pod] = cpu_throttling(self.kube.container_pid(pod, "sentinel"))
+            except (AssertionError, OSError, subprocess.CalledProcessError):
+                continue
+        return counters
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -480,6 +521,20 @@ class Bench:
                 traceback.print_exc(file=sys.stderr)
                 self.results.setdefault("failed", {})[name] = failure_text(error)
             self.save()
+
+
+def throttling_delta(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Counter increases per pod whose Sentinel ran throughout (same container before and
+    after: counters that went down belong to a restarted one, and are left out)."""
+    delta: dict[str, dict[str, int]] = {}
+    for pod, counters in after.items():
+        old = before.get(pod)
+        if old is None or any(counters[k] < old.get(k, 0) for k in counters):
+            continue
+        delta[pod] = {k: counters[k] - old.get(k, 0) for k in counters}
+    return delta
 
 
 def timed(action: Callable[[], object]) -> float:

@@ -118,6 +118,29 @@ class Kube:
         raise AssertionError(f"no containerd task for {pod}/{container}")
 
 
+def cpu_throttling(pid: int) -> dict[str, int]:
+    """``nr_periods``, ``nr_throttled`` and ``throttled_time`` (ns) of the CPU cgroup of a
+    host process (cgroup v1: ``cpu`` controller; v2: the unified ``cpu.stat``)."""
+    stat: Path | None = None
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            stat = Path("/sys/fs/cgroup/cpu") / path.lstrip("/") / "cpu.stat"
+            break
+        if controllers == "":
+            stat = Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
+    if stat is None or not stat.exists():
+        raise AssertionError(f"no CPU cgroup statistics for process {pid}")
+    values = dict(line.split() for line in stat.read_text().splitlines())
+    keys = {"nr_periods": "nr_periods", "nr_throttled": "nr_throttled"}
+    result = {name: int(values[key]) for name, key in keys.items() if key in values}
+    if "throttled_time" in values:
+        result["throttled_time_ns"] = int(values["throttled_time"])
+    elif "throttled_usec" in values:
+        result["throttled_time_ns"] = int(values["throttled_usec"]) * 1000
+    return result
+
+
 def containerd_socket() -> str:
     for candidate in (
         Path("/run/sophia-redis/containerd/containerd.sock"),
