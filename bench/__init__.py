@@ -64,6 +64,7 @@ def summarize_runs(runs: Sequence[Mapping[str, Any]], series: Iterable[str]) -> 
 SCENARIO_SERIES = (
     "unavailability_seconds",
     "confirmed_writes_lost",
+    "readonly_errors",
     "readonly_errors_after_settle",
 )
 PERSISTENCE_SERIES = (
@@ -131,10 +132,65 @@ def _switchovers_as_expected(rolling: Mapping[str, Any]) -> Verdict:
     )
 
 
+HANDOVER_MEDIAN_SECONDS = {"valkey": 1.0, "redis": 2.0}
+"""Median write unavailability of a planned hand-over (the master pod deleted), by engine:
+Valkey hands over with a coordinated failover."""
+CRASH_SCENARIOS = ("kill_master_redis", "kill_master_redis_and_sentinel", "partition_master")
+CRASH_MEDIAN_MARGIN_SECONDS = 1.5
+CRASH_WORST_MARGIN_SECONDS = 3.0
+"""A crash costs at most down-after plus these (median, worst)."""
+OUTLIER_FACTOR = 2.0
+"""No run may take longer than this times its scenario's median."""
+
+
+def engine_targets(
+    name: str, section: Mapping[str, Any], results: Mapping[str, Any]
+) -> list[Verdict]:
+    """The per-engine targets of a failure scenario; none for a results file that does not say
+    which engine and down-after it measured."""
+    engine = str(results.get("engine", "")).split("-", 1)[0]
+    down_after = results.get("down_after_seconds")
+    if engine not in HANDOVER_MEDIAN_SECONDS or down_after is None:
+        return []
+    median, worst = section.get("median"), section.get("max")
+    verdicts: list[Verdict] = []
+    if name == "delete_master_pod":
+        limit = HANDOVER_MEDIAN_SECONDS[engine]
+        verdicts += [
+            _at_most(f"{name}: median hand-over <= {limit:g} s on {engine}", median, limit, " s"),
+            _none_of(f"{name}: 0 READONLY during the hand-over", section, ["readonly_errors"]),
+        ]
+    if name in CRASH_SCENARIOS:
+        verdicts += [
+            _at_most(
+                f"{name}: median <= down-after + {CRASH_MEDIAN_MARGIN_SECONDS:g} s",
+                median,
+                down_after + CRASH_MEDIAN_MARGIN_SECONDS,
+                " s",
+            ),
+            _at_most(
+                f"{name}: worst <= down-after + {CRASH_WORST_MARGIN_SECONDS:g} s",
+                worst,
+                down_after + CRASH_WORST_MARGIN_SECONDS,
+                " s",
+            ),
+        ]
+    verdicts.append(
+        _at_most(
+            f"{name}: worst <= {OUTLIER_FACTOR:g} x median (no outliers)",
+            worst,
+            OUTLIER_FACTOR * median if median is not None else 0.0,
+            " s",
+        )
+    )
+    return verdicts
+
+
 def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
     """Every target that applies to what was measured."""
     verdicts: list[Verdict] = []
     for name, section in results.get("scenarios", {}).items():
+        verdicts += engine_targets(name, section, results)
         verdicts += [
             _at_most(
                 f"{name}: median unavailability <= {TARGET_MEDIAN_UNAVAILABILITY_SECONDS:g} s",

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from automation.workspace import REPO
 from redistest import scenarios
 from redistest.deployment import (
@@ -583,6 +585,13 @@ def measure_infra(results: dict[str, Any]) -> Deployed:
     return deployed
 
 
+def local_down_after_seconds() -> float:
+    """``redis:downAfterMilliseconds`` of the local stack, in seconds: the crash targets'
+    base."""
+    config = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())["config"]
+    return int(config.get("redis:downAfterMilliseconds", 2000)) / 1000
+
+
 def engine_stack(engine_id: str) -> tuple[dict[str, str] | None, str]:
     """``deploy_local`` arguments: the local stack itself for its own engine, else a stack of
     the engine's own (``test-redis-8-0`` in ``sophia-ai-test-redis-8-0``)."""
@@ -598,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "engine": engine,
+        "down_after_seconds": local_down_after_seconds(),
         "machine": machine(),
         "git_commit": git_commit(),
         "runs": args.runs,

@@ -43,6 +43,8 @@ class Measurement:
     unavailability_seconds: float
     confirmed_writes: int
     confirmed_writes_lost: int
+    readonly_errors: int
+    """Every READONLY the writer met, from the event on (a planned hand-over must cause none)."""
     readonly_errors_after_settle: int
     errors: dict[str, int]
     masters_after: int
@@ -119,6 +121,7 @@ def run_scenario(
         unavailability_seconds=round(unavailability(run, event, WINDOW_SECONDS), 3),
         confirmed_writes=len(run.confirmed),
         confirmed_writes_lost=len(missing),
+        readonly_errors=sum(1 for at in run.readonly if at >= event),
         readonly_errors_after_settle=readonly_after_settle(run, event),
         errors=run.errors,
         masters_after=len(masters_by_role(kube, pods_ready(kube))),

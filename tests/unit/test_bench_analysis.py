@@ -77,12 +77,14 @@ def test_summarize_runs_keeps_failed_runs_out_of_the_series() -> None:
         {
             "unavailability_seconds": 4.0,
             "confirmed_writes_lost": 0,
+            "readonly_errors": 0,
             "readonly_errors_after_settle": 0,
         },
         {"error": "AssertionError: timed out"},
         {
             "unavailability_seconds": 8.0,
             "confirmed_writes_lost": 2,
+            "readonly_errors": 3,
             "readonly_errors_after_settle": 1,
         },
     ]
@@ -100,6 +102,7 @@ def scenario(unavailable: list[float], lost: int = 0, readonly: int = 0) -> dict
         {
             "unavailability_seconds": u,
             "confirmed_writes_lost": lost,
+            "readonly_errors": readonly,
             "readonly_errors_after_settle": readonly,
         }
         for u in unavailable
@@ -132,6 +135,28 @@ def test_targets_met_and_missed() -> None:
     ]
     (throughput,) = [v for k, v in verdicts.items() if k.startswith("throughput")]
     assert throughput is True
+
+
+def test_engine_targets_hand_over_crash_and_outliers() -> None:
+    results = {
+        "engine": "valkey-9.1",
+        "down_after_seconds": 2.0,
+        "scenarios": {
+            "delete_master_pod": scenario([0.8, 0.9, 1.9]),
+            "kill_master_redis": scenario([3.2, 3.4, 3.5]),
+            "partition_master": scenario([3.0, 3.1, 5.5], readonly=1),
+        },
+    }
+    verdicts = verdicts_of(results)
+    assert verdicts["delete_master_pod: median hand-over <= 1 s on valkey"] is True
+    assert verdicts["delete_master_pod: 0 READONLY during the hand-over"] is True
+    assert verdicts["delete_master_pod: worst <= 2 x median (no outliers)"] is False
+    assert verdicts["kill_master_redis: median <= down-after + 1.5 s"] is True
+    assert verdicts["kill_master_redis: worst <= down-after + 3 s"] is True
+    assert verdicts["partition_master: worst <= down-after + 3 s"] is False
+    redis = verdicts_of({**results, "engine": "redis-8.0"})
+    assert redis["delete_master_pod: median hand-over <= 2 s on redis"] is True
+    assert not any("hand-over" in target for target in verdicts_of({"scenarios": {}}))
 
 
 def test_throughput_target_missed_and_unknown() -> None:
