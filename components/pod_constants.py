@@ -52,6 +52,9 @@ POLL_SECONDS = 0.5
 """Interval of the scripts' waiting loops."""
 FAST_POLL_SECONDS = 0.2
 """Interval of the hand-over's wait for the new master, where every tenth of a second counts."""
+DEMOTION_POLL_SECONDS = 0.05
+"""Interval of the hand-over's watch for its server's demotion, the window in which a client
+could still meet it demoted."""
 REDIS_GONE_AFTER_MISSES = 2
 """Unanswered pings after which the Sentinel's preStop takes the Redis container as stopped."""
 
@@ -113,6 +116,7 @@ def pod_constants(settings: RedisSettings, client_acl_rules: str) -> dict[str, s
         "COMMAND_TIMEOUT_SECONDS": COMMAND_TIMEOUT_SECONDS,
         "POLL_SECONDS": POLL_SECONDS,
         "FAST_POLL_SECONDS": FAST_POLL_SECONDS,
+        "DEMOTION_POLL_SECONDS": DEMOTION_POLL_SECONDS,
         "REDIS_GONE_AFTER_MISSES": REDIS_GONE_AFTER_MISSES,
     }
     return {key: str(value) for key, value in values.items()}

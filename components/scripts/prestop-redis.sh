@@ -5,9 +5,9 @@
 # new master. Pausing first is what keeps acknowledged writes: a plain SENTINEL FAILOVER leaves
 # the old master accepting writes that vanish when it is demoted. The pause outlives the pod,
 # so a master whose hand-over failed never takes writes again; the Sentinels then fail over as
-# after a crash, to a replica that holds every acknowledged write. Before the failover starts,
-# the server closes its TCP port and the applications' connections, so no client meets it
-# demoted (READONLY). Where the engine has it (Valkey 9), the failover is coordinated: the
+# after a crash, to a replica that holds every acknowledged write. Before the failover, the
+# server closes its TCP port and the applications' connections, so no client meets it demoted
+# (READONLY). Where the engine has it (Valkey 9), the failover is coordinated: the
 # master itself hands over to the chosen replica once that replica holds every write
 # (FAILOVER TO) instead of being demoted after Sentinel promoted a replica.
 set -u
@@ -93,8 +93,12 @@ promotable() {
 
 # A coordinated failover starts with an election, so it needs a majority of live Sentinels; a
 # plain SENTINEL FAILOVER is run by the local Sentinel alone. Asked before writes pause.
+# The election needs a majority of every Sentinel the local one knows, removed pods included:
+# only when it knows exactly the live pods' Sentinels is that the majority counted here.
 coordinated=0
-if [ "$COORDINATED_FAILOVER" = 1 ] && [ "$(agreeing_sentinels "$SELF")" -ge "$MAJORITY" ]; then
+if [ "$COORDINATED_FAILOVER" = 1 ] &&
+    [ "$(master_set_fields localhost num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
+    [ "$(agreeing_sentinels "$SELF")" -ge "$MAJORITY" ]; then
     coordinated=1
 fi
 
@@ -122,17 +126,38 @@ log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and kno
 
 # leave_network: no new TCP connection, and the applications' connections closed. A client
 # then retries elsewhere instead of meeting this server demoted (READONLY) before the
-# Sentinels and the proxy name the new master. Replication and Sentinel links are already
-# established and stay; this pod's scripts use the Unix socket.
+# Sentinels and the proxy name the new master. Replication and Sentinel links are established
+# and stay; this pod's scripts use the Unix socket.
 leave_network() {
     local_redis_cmd CONFIG SET port 0 >/dev/null
     closed=$(local_redis_cmd CLIENT KILL USER default)
     log "preStop: port closed, ${closed:-0} application connection(s) closed"
 }
 
-rejoin_network() {
+# reopen_port: while the failover has not demoted this server, a Sentinel that dropped its link
+# (the pause blocks its hello messages, and it drops a link whose PING waits behind them) must
+# be able to reconnect; watch_demotion closes the port again.
+reopen_port() {
     local_redis_cmd CONFIG SET port "$REDIS_PORT" >/dev/null
-    local_redis_cmd CLIENT UNPAUSE >/dev/null
+    log "preStop: a Sentinel lost its link before the demotion: port open again"
+}
+
+# watch_demotion: in the background, leaves the network again the moment this server stops
+# being master, should reopen_port have opened it.
+watch_demotion() {
+    while [ "$(date +%s)" -lt "$hook_deadline" ]; do
+        if [ "$(local_redis_cmd ROLE | head -n 1)" != master ]; then
+            [ "$(local_redis_cmd CONFIG GET port | tail -n 1)" = 0 ] || leave_network
+            return 0
+        fi
+        sleep "$DEMOTION_POLL_SECONDS"
+    done
+}
+
+watcher=""
+stop_watcher() {
+    [ -z "$watcher" ] || kill "$watcher" 2>/dev/null || true
+    watcher=""
 }
 
 while :; do
@@ -140,14 +165,18 @@ while :; do
     local_redis_cmd CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
     acked=$(local_redis_cmd WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
     leave_network
+    watch_demotion &
+    watcher=$!
     reply=$(start_failover)
     log "preStop: $acked of $replicas replicas hold every write; SENTINEL FAILOVER (coordinated: $coordinated): $reply"
     [ "$reply" = OK ] && break
+    stop_watcher
     if [ "$(date +%s)" -ge "$failover_deadline" ]; then
         log "preStop: no failover started; writes stay paused and the port closed until shutdown, then the Sentinels fail over"
         exit 0
     fi
-    rejoin_network
+    local_redis_cmd CONFIG SET port "$REDIS_PORT" >/dev/null
+    local_redis_cmd CLIENT UNPAUSE >/dev/null
     sleep 1
 done
 
@@ -158,6 +187,7 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     # failover: first make sure a quorum has learnt the new master from it.
     if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$(agreeing_sentinels "$current")" -ge "$QUORUM" ]; then
         log "preStop: $current is master now, named by a quorum of Sentinels"
+        stop_watcher
         # Equal priorities again: a later crash failover must pick the most up-to-date replica.
         for host in $last_choice; do
             redis_cmd "$host" CONFIG SET replica-priority "$DEFAULT_REPLICA_PRIORITY" >/dev/null || true
@@ -165,10 +195,27 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         exit 0
     fi
     now=$(master_set_fields localhost flags failover-state)
+    role=$(local_redis_cmd ROLE | head -n 1)
+    case $now in
+    *disconnected*)
+        if [ "$role" = master ] && [ "$(local_redis_cmd CONFIG GET port | tail -n 1)" = 0 ]; then
+            reopen_port
+        fi
+        ;;
+    *failover_in_progress*) ;;
+    *)
+        # A coordinated failover whose election failed ends aborted: the plain one needs none.
+        if [ "$role" = master ] && [ "$coordinated" = 1 ]; then
+            coordinated=0
+            log "preStop: the coordinated failover ended without a new master; SENTINEL FAILOVER: $(start_failover)"
+        fi
+        ;;
+    esac
     if [ "$now" != "$state" ]; then
         log "preStop: Sentinel: flags and failover state $now, master $current"
         state=$now
     fi
     sleep "$FAST_POLL_SECONDS"
 done
+stop_watcher
 log "preStop: no new master named by a quorum in time; writes stay paused until shutdown"
