@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from .engines import ENGINES
 from .naming import REDIS_PORT, SENTINEL_PORT, Names
 from .settings import RedisSettings, majority
 
@@ -93,6 +94,9 @@ def pod_constants(settings: RedisSettings, client_acl_rules: str) -> dict[str, s
         "SENTINEL_BIN": settings.server_engine.sentinel,
         "CLI_BIN": settings.server_engine.cli,
         "COORDINATED_FAILOVER": int(settings.coordinated_failover),
+        "SERVER_BINS": " ".join(engine.server for engine in ENGINES.values()),
+        "SENTINEL_BINS": " ".join(engine.sentinel for engine in ENGINES.values()),
+        "CLI_BINS": " ".join(engine.cli for engine in ENGINES.values()),
         "ADMIN_USER": ADMIN_USER,
         "CLIENT_ACL_RULES": client_acl_rules,
         "CONFIG_DIR": CONFIG_MOUNT,

@@ -7,6 +7,25 @@
 # shellcheck source=constants.sh
 . "${0%/*}/constants.sh"
 
+# installed NAME...: the first NAME this image has. The ConfigMap keeps its name when its
+# content changes, so a pod still on the previous revision (another engine's image, during a
+# migration) can read a constants.sh written for the next one.
+installed() {
+    for _candidate in "$@"; do
+        if command -v "$_candidate" >/dev/null 2>&1; then
+            printf '%s' "$_candidate"
+            return 0
+        fi
+    done
+    printf '%s' "$1"
+}
+# shellcheck disable=SC2086 # the *_BINS constants are lists of names
+SERVER_BIN=$(installed "$SERVER_BIN" $SERVER_BINS)
+# shellcheck disable=SC2086
+SENTINEL_BIN=$(installed "$SENTINEL_BIN" $SENTINEL_BINS)
+# shellcheck disable=SC2086
+CLI_BIN=$(installed "$CLI_BIN" $CLI_BINS)
+
 ORDINAL=${POD_NAME##*-}
 SHUTDOWN_LOG=$DATA_DIR/last-shutdown.log
 

@@ -102,13 +102,20 @@ if [ "$COORDINATED_FAILOVER" = 1 ] &&
     coordinated=1
 fi
 
-# start_failover: SENTINEL FAILOVER, coordinated when it can be; prints the reply.
+# start_failover: SENTINEL FAILOVER, coordinated when it can be; prints the reply. A Sentinel
+# that refuses COORDINATED (an older engine's, mid-migration) gets the plain one at once.
 start_failover() {
     if [ "$coordinated" = 1 ]; then
-        sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r'
-    else
-        sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r'
+        _reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r')
+        case $_reply in
+        OK | INPROG*)
+            printf '%s' "$_reply"
+            return 0
+            ;;
+        esac
+        coordinated=0
     fi
+    sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r'
 }
 
 last_choice_count=0
