@@ -34,7 +34,7 @@ from redistest.deployment import (
     start_client_pod,
     start_cluster,
 )
-from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config
+from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config, engine_overrides
 from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
@@ -420,8 +420,8 @@ class Bench:
             def once(
                 _: int, source: str = source, target: str = target, crash: bool = crash
             ) -> dict[str, Any]:
-                start = {k.removeprefix("redis:"): v for k, v in engine_config(source).items()}
-                change = {k.removeprefix("redis:"): v for k, v in engine_config(target).items()}
+                start = engine_overrides(source)
+                change = engine_overrides(target)
                 if start["engine"] != change["engine"]:
                     change["acknowledgeOneWayMigration"] = "true"
                 with own_stack(MIGRATION_STACK, MIGRATION_NAMESPACE, **start) as release:

@@ -33,6 +33,12 @@ def engine_config(engine_id: str) -> dict[str, str]:
     return {"redis:engine": engine, "redis:image": _versions_env()[variable]}
 
 
+def engine_overrides(engine_id: str) -> dict[str, str]:
+    """:func:`engine_config` without the ``redis:`` prefix, as ``Deployed.up`` and
+    ``own_stack`` take keys."""
+    return {key.removeprefix("redis:"): value for key, value in engine_config(engine_id).items()}
+
+
 def default_engine() -> str:
     """The id of the engine the local stack runs."""
     image = yaml.safe_load((REPO / "Pulumi.local.yaml").read_text())["config"]["redis:image"]

@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from redistest import scenarios
 from redistest.deployment import Deployed, start_client_pod
-from redistest.engines import engine_config, other_engines
+from redistest.engines import engine_config, engine_overrides, other_engines
 from redistest.health import wait_healthy
 from redistest.migration import migrate_under_load, server_versions
 from tests.integration.deployment import own_stack
@@ -27,10 +27,6 @@ STACK = "engines"
 NAMESPACE = "sophia-ai-engines"
 FROM, TO = "redis-7.0", "redis-8.0"
 """The upgrade this module rolls: the oldest local engine to the next line of the same one."""
-
-
-def engine_overrides(engine_id: str) -> dict[str, str]:
-    return {key.removeprefix("redis:"): value for key, value in engine_config(engine_id).items()}
 
 
 @pytest.fixture(scope="module")
