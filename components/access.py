@@ -1,8 +1,9 @@
 """Access: who may reach, authenticate to and disrupt a release.
 
-The namespace (when the release creates it), the AUTH password of each rotation generation
-and the Secret holding it, the token-less ServiceAccount, the PodDisruptionBudgets and the
-NetworkPolicies. The other roles wait for what this one creates.
+The namespace (when the release creates it), the application password of each rotation
+generation, the password of every internal role (:mod:`components.credentials`) and the Secret
+holding them, the token-less ServiceAccount, the PodDisruptionBudgets and the NetworkPolicies.
+The other roles wait for what this one creates.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .auth import PASSWORD_LENGTH, PASSWORD_SPECIALS, password_resource_suffix
+from .credentials import INTERNAL_CREDENTIALS
 from .guards import disruption_budget_spec, proxy_network_policy_spec, server_network_policy_spec
 from .naming import Names, common_labels, image_version
 from .role import RoleComponent, object_metadata
@@ -33,6 +35,9 @@ class WorkloadAccess:
     """The ServiceAccount the pods run as; a workload waits for it."""
     auth_checksum: str
     """Checksum of the password generation, in pod templates: a rotation rolls the pods."""
+    proxy_auth_checksum: str
+    """Checksum of the passwords the proxy authenticates with: a rotation and a revocation
+    roll the proxy (a revocation does not roll the servers)."""
     prerequisites: Sequence[pulumi.Resource] = ()
     """What every object waits for: the namespace when the release creates it."""
 
@@ -66,12 +71,18 @@ class Access(RoleComponent):
     """The ServiceAccount, for the workloads to wait for."""
     auth_checksum: str
     """Checksum of the password generation for pod templates: a rotation rolls the pods."""
+    proxy_auth_checksum: str
+    """Checksum for the proxy's pod template: a rotation and a revocation roll the proxy."""
 
     @property
     def workloads(self) -> WorkloadAccess:
         """The Secret, ServiceAccount, checksum and prerequisites every workload needs."""
         return WorkloadAccess(
-            self.secret, self.service_account, self.auth_checksum, tuple(self.prerequisites)
+            self.secret,
+            self.service_account,
+            self.auth_checksum,
+            self.proxy_auth_checksum,
+            tuple(self.prerequisites),
         )
 
     def __init__(
@@ -99,11 +110,20 @@ class Access(RoleComponent):
             namespace_name = namespace.metadata.apply(lambda meta: str(meta.name))
         in_namespace = self.moved_options(depends_on=self.prerequisites)
 
-        password = self._generated_password(name, settings.password_generation)
+        password = self._generated_password(
+            f"{name}-{password_resource_suffix(settings.password_generation)}"
+        )
         secret_data: dict[str, pulumi.Input[str]] = {PASSWORD_KEY: password.result}
         if settings.password_generation > 1:
-            previous = self._generated_password(name, settings.password_generation - 1)
-            secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
+            # Kept after a revocation too, so that lifting it does not generate a new password.
+            previous = self._generated_password(
+                f"{name}-{password_resource_suffix(settings.password_generation - 1)}"
+            )
+            if not settings.revoke_previous_password:
+                secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
+        for credential in INTERNAL_CREDENTIALS:
+            internal = self._generated_password(f"{name}-{credential.role}-password")
+            secret_data[credential.secret_key] = internal.result
         self.secret = k8s.core.v1.Secret(
             f"{name}-auth",
             metadata=object_metadata(settings, names.secret),
@@ -118,6 +138,10 @@ class Access(RoleComponent):
             opts=in_namespace,
         )
         self.auth_checksum = hashlib.sha256(str(settings.password_generation).encode()).hexdigest()
+        self.proxy_auth_checksum = self.auth_checksum
+        if settings.revoke_previous_password:
+            revoked = f"{settings.password_generation}/revoked"
+            self.proxy_auth_checksum = hashlib.sha256(revoked.encode()).hexdigest()
 
         for component in ("server", "proxy"):
             k8s.policy.v1.PodDisruptionBudget(
@@ -152,11 +176,11 @@ class Access(RoleComponent):
             }
         )
 
-    def _generated_password(self, name: str, generation: int) -> random.RandomPassword:
-        """The AUTH password of one rotation generation; its resource name carries the
-        generation, so bumping it creates a new password and keeps the previous one."""
+    def _generated_password(self, resource_name: str) -> random.RandomPassword:
+        """A password; the application's resource name carries its rotation generation, so
+        bumping it creates a new password and keeps the previous one."""
         return random.RandomPassword(
-            f"{name}-{password_resource_suffix(generation)}",
+            resource_name,
             length=PASSWORD_LENGTH,
             special=True,
             override_special=PASSWORD_SPECIALS,

@@ -19,34 +19,8 @@ SCRIPT_NAMES = (
     "probe.sh",
     "prestop-redis.sh",
     "prestop-sentinel.sh",
+    "revoke.sh",
 )
-
-DANGEROUS_COMMANDS = (
-    "flushall",
-    "flushdb",
-    "debug",
-    "config",
-    "shutdown",
-    "monitor",
-    "replicaof",
-    "slaveof",
-    "failover",
-    "module",
-    "save",
-    "bgsave",
-    "bgrewriteaof",
-    "sync",
-    "psync",
-    "acl",
-)
-"""Commands the application user (``default``) may not run; the ``admin`` user used by probes,
-replication and Sentinel keeps them."""
-
-
-def client_acl_rules() -> str:
-    """ACL rules of the ``default`` user every application connects as."""
-    denied = " ".join(f"-{command}" for command in DANGEROUS_COMMANDS)
-    return f"~* &* +@all {denied} +acl|whoami"
 
 
 def render_redis_conf(settings: RedisSettings) -> str:
@@ -111,7 +85,7 @@ def config_files(settings: RedisSettings) -> dict[str, str]:
     files = {
         "redis.conf": render_redis_conf(settings),
         "sentinel.conf": render_sentinel_conf(settings),
-        CONSTANTS_FILE: render_constants_sh(settings, client_acl_rules()),
+        CONSTANTS_FILE: render_constants_sh(settings),
     }
     files.update({name: script(name) for name in SCRIPT_NAMES})
     return files

@@ -33,9 +33,11 @@ PROXY_START = (
     'export REDIS_PASSWORD="${REDIS_PREVIOUS_PASSWORD:-$REDIS_PASSWORD}"; '
     "exec haproxy -db -f /config/haproxy.cfg"
 )
-"""The proxy's checks authenticate with the previous password while there is one: every pod
-accepts it, those still on the old spec during a rotation and the new ones alike, so the checks
-keep passing while the proxy and the Redis pods roll in any order."""
+"""The proxy's checks authenticate as the application user, the credential its clients hold, so
+a server that would refuse them is never routed to; with the previous password while there is
+one: every pod accepts it, those still on the old spec during a rotation and the new ones alike,
+so the checks keep passing while the proxy and the Redis pods roll in any order. A revocation
+removes it from the Secret and rolls the proxy before any server refuses it."""
 IN_SYNC_LAG_SECONDS = 2
 """A replica acknowledges the replication stream every second; one silent for longer than this
 no longer vouches for its master."""
@@ -130,7 +132,7 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "backend redis_master",
         "    option tcp-check",
         "    tcp-check connect",
-        '    tcp-check send "AUTH admin ${REDIS_PASSWORD}\\r\\n"',
+        '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
         "    tcp-check expect string +OK",
         # QUIT in the same send: Redis closes the connection after the reply, so a reply that
         # does not match fails the check at once instead of after the check timeout.

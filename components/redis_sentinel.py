@@ -6,6 +6,7 @@ import pulumi
 
 from .access import Access, AccessArgs
 from .publishing import Publishing, PublishingArgs
+from .revocation import Revocation, RevocationArgs
 from .routing import MasterRouting, MasterRoutingArgs
 from .servers import RedisServers, RedisServersArgs
 from .settings import RedisSettings
@@ -25,7 +26,9 @@ class RedisSentinel(pulumi.ComponentResource):
       disruption budgets, network policies;
     * :class:`~components.servers.RedisServers`: the StatefulSet, its ConfigMap and Services;
     * :class:`~components.routing.MasterRouting`: the HAProxy tier and ``<name>-service``;
-    * :class:`~components.publishing.Publishing`: the outputs and the ESC environment.
+    * :class:`~components.publishing.Publishing`: the outputs and the ESC environment;
+    * :class:`~components.revocation.Revocation`: when the previous application password is
+      revoked, the Job that revokes it on the running pods.
     """
 
     redis_url: pulumi.Output[str]
@@ -53,6 +56,10 @@ class RedisSentinel(pulumi.ComponentResource):
         access = Access(name, AccessArgs(settings), child)
         servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)
         routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
+        if settings.revoke_previous_password:
+            Revocation(
+                name, RevocationArgs(settings, after=[servers.statefulset, routing.proxy]), child
+            )
         publishing = Publishing(
             name,
             PublishingArgs(

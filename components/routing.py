@@ -36,6 +36,8 @@ class MasterRouting(RoleComponent):
     """ID of the canonical Service."""
     service_name: pulumi.Output[str]
     """Name of the canonical Service clients connect to."""
+    proxy: k8s.apps.v1.Deployment
+    """The proxy Deployment, for what must wait until it has rolled out."""
 
     def __init__(
         self, name: str, args: MasterRoutingArgs, opts: pulumi.ResourceOptions | None = None
@@ -61,7 +63,7 @@ class MasterRouting(RoleComponent):
                 names,
                 {
                     "checksum/config": checksum({"haproxy.cfg": haproxy_cfg}),
-                    "checksum/auth": args.access.auth_checksum,
+                    "checksum/auth": args.access.proxy_auth_checksum,
                 },
             ),
             opts=self.moved_options(
@@ -80,6 +82,7 @@ class MasterRouting(RoleComponent):
             opts=in_namespace,
         )
 
+        self.proxy = proxy
         self.proxy_id = proxy.id
         self.service_id = service.id
         self.service_name = service.metadata.apply(lambda meta: str(meta.name))

@@ -55,6 +55,8 @@ class RedisServers(RoleComponent):
     """Name of the headless Service that gives every pod a stable DNS name."""
     sentinel_service_name: pulumi.Output[str]
     """Name of the Service that reaches any ready Sentinel."""
+    statefulset: k8s.apps.v1.StatefulSet
+    """The StatefulSet, for what must wait until its pods have rolled out."""
 
     def __init__(
         self, name: str, args: RedisServersArgs, opts: pulumi.ResourceOptions | None = None
@@ -128,6 +130,7 @@ class RedisServers(RoleComponent):
             ),
         )
 
+        self.statefulset = statefulset
         self.statefulset_id = statefulset.id
         self.statefulset_name = statefulset.metadata.apply(lambda meta: str(meta.name))
         self.headless_service_name = headless.metadata.apply(lambda meta: str(meta.name))

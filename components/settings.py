@@ -158,7 +158,10 @@ class RedisSettings:
     allowed_namespaces: tuple[str, ...] = ()
     """Namespaces whose every pod may reach Redis, besides labelled client pods."""
     password_generation: int = 1
-    """Bump to rotate the AUTH password; the previous one stays valid during the roll."""
+    """Bump to rotate the application password; the previous one stays valid during the roll."""
+    revoke_previous_password: bool = False
+    """Refuse the previous application password on every pod and Sentinel at once, without
+    rolling the servers; needs ``password_generation`` above 1."""
     cluster_domain: str = "cluster.local"
     """Cluster DNS domain used in pod and Service host names."""
     termination_grace_period_seconds: int = 30
@@ -329,6 +332,7 @@ KEYS: dict[str, _Key] = {
     "proxyReplicas": _Key(_as_int, "proxy_replicas", "an integer of at least 1"),
     "allowedNamespaces": _Key(_as_string_list, "allowed_namespaces", "a list of namespace names"),
     "passwordGeneration": _Key(_as_int, "password_generation", "an integer of at least 1"),
+    "revokePreviousPassword": _Key(_as_bool, "revoke_previous_password", "true or false"),
     "clusterDomain": _Key(_as_str, "cluster_domain", "a DNS domain such as cluster.local"),
     "terminationGracePeriodSeconds": _Key(
         _as_int, "termination_grace_period_seconds", "an integer from 20 to 600"
@@ -477,6 +481,12 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     )
     if not unparsed & {"engine", "image", "engine_version"}:
         _check_engine(problems, settings)
+    if settings.revoke_previous_password and settings.password_generation == 1:
+        problems.append(
+            f"{_key('revokePreviousPassword')}: true is not allowed while "
+            f"{_key('passwordGeneration')} is 1: there is no previous password to revoke "
+            f"(bump {_key('passwordGeneration')} to rotate first)"
+        )
     if settings.esc_publish and not settings.esc_organization:
         problems.append(f"{_key('escOrganization')}: required when {_key('escPublish')} is true")
     if problems:

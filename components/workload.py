@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from .conf import SCRIPT_VOLUME_FILES
+from .credentials import (
+    ADMIN,
+    APPLICATION,
+    CREDENTIALS,
+    PREVIOUS_APPLICATION_ENV,
+    PREVIOUS_APPLICATION_KEY,
+)
 from .naming import REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
 from .pod_constants import CONFIG_MOUNT, DATA_MOUNT, RUN_MOUNT, SCRIPTS_MOUNT, TMP_MOUNT
 from .settings import RedisSettings
 
 REDIS_UID = 999
 
-PASSWORD_KEY = "password"
-PREVIOUS_PASSWORD_KEY = "previous-password"
+PASSWORD_KEY = APPLICATION.secret_key
+PREVIOUS_PASSWORD_KEY = PREVIOUS_APPLICATION_KEY
 
 Json = dict[str, Any]
 
@@ -79,15 +86,16 @@ def zone_spread(labels: dict[str, str]) -> list[Json]:
 
 
 def pod_env(names: Names) -> list[Json]:
-    """Environment of both containers: who the pod is and the credentials. Everything else the
-    scripts need is in ``constants.sh``."""
+    """Environment of both containers: who the pod is and every role's password (the servers
+    define every role's user); ``REDISCLI_AUTH`` is the admin's, for the scripts and operators.
+    Everything else the scripts need is in ``constants.sh``."""
     return [
         field_env("POD_NAME", "metadata.name"),
         field_env("REVISION", "metadata.labels['controller-revision-hash']"),
         {"name": "REDISCLI_HISTFILE", "value": "/dev/null"},
-        secret_env("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
-        secret_env("REDIS_PREVIOUS_PASSWORD", names.secret, PREVIOUS_PASSWORD_KEY, optional=True),
-        secret_env("REDISCLI_AUTH", names.secret, PASSWORD_KEY),
+        *(secret_env(c.env, names.secret, c.secret_key) for c in CREDENTIALS),
+        secret_env(PREVIOUS_APPLICATION_ENV, names.secret, PREVIOUS_APPLICATION_KEY, optional=True),
+        secret_env("REDISCLI_AUTH", names.secret, ADMIN.secret_key),
     ]
 
 

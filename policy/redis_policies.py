@@ -8,6 +8,8 @@ when the resource complies or the rule does not apply). :func:`build_policies` w
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,8 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 Config = Mapping[str, Any]
@@ -53,6 +57,7 @@ RESOURCE_KINDS = ("requests", "limits")
 RESOURCE_NAMES = ("cpu", "memory")
 REQUIRE_HARD_ANTI_AFFINITY = "requireHardAntiAffinity"
 PASSWORD_WORDS = ("PASS", "AUTH", "SECRET")
+INTERNAL_CREDENTIALS_POLICY = "internal-credentials-stay-in-the-secret"
 
 
 def redis_replicas(resource_type: str, props: Mapping[str, Any], _config: Config) -> list[str]:
@@ -293,6 +298,47 @@ RULES: tuple[RuleSpec, ...] = (
 )
 
 
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+APPLICATION_PASSWORD_NAME = re.compile(r"-password-v[0-9]+$")
+"""Resource names of the application password's generations; every other RandomPassword of
+the stack is an internal credential (admin, replication, Sentinel, monitoring)."""
+CREDENTIAL_HOLDERS = (RANDOM_PASSWORD, "kubernetes:core/v1:Secret")
+"""The only resources allowed to hold an internal credential."""
+
+
+def internal_credential_leaks(resources: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+    """Over the whole stack (type, name, properties): an internal credential's value in any
+    resource but its RandomPassword and the Secret, such as the ESC environment that app stacks
+    import. Passwords not generated yet (a first preview) have no value to look for."""
+    internal = [
+        str(props["result"])
+        for resource_type, name, props in resources
+        if resource_type == RANDOM_PASSWORD
+        and not APPLICATION_PASSWORD_NAME.search(name)
+        and isinstance(props.get("result"), str)
+        and props["result"]
+    ]
+    leaks = []
+    for resource_type, name, props in resources:
+        if resource_type in CREDENTIAL_HOLDERS:
+            continue
+        text = json.dumps(props, default=str)
+        if any(value in text for value in internal):
+            leaks.append(
+                f"{resource_type} {name} holds an internal credential; only the application "
+                "password may leave the Secret"
+            )
+    return leaks
+
+
+def validate_stack_credentials(
+    args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    resources = [(r.resource_type, r.name, r.props) for r in args.resources]
+    for message in internal_credential_leaks(resources):
+        report_violation(message, None)
+
+
 def validator(spec: RuleSpec) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     """Adapt a pure rule to the policy SDK: one reported violation per message (the engine
     attributes it to the resource being validated)."""
@@ -316,4 +362,12 @@ def build_policies() -> list[Policy]:
             config_schema=spec.config_schema,
         )
         for spec in RULES
+    ] + [
+        StackValidationPolicy(
+            name=INTERNAL_CREDENTIALS_POLICY,
+            description="No credential but the application's leaves the Secret: not in the "
+            "ESC environment, a ConfigMap or any other resource.",
+            validate=validate_stack_credentials,
+            enforcement_level=EnforcementLevel.MANDATORY,
+        )
     ]

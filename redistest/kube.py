@@ -3,6 +3,7 @@ as root)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -93,12 +94,19 @@ class Kube:
         return self.exec(pod, container, "sh", "-c", CLI_IN_POD, "sh", *args, timeout=20)
 
     def sentinel(self, pod: str, *command: str) -> str:
-        """A Sentinel command run inside the pod."""
-        return self.cli(pod, "sentinel", "-p", "26379", *command)
+        """A Sentinel command as its admin user inside the pod (REDISCLI_AUTH from the Secret)."""
+        return self.cli(
+            pod, "sentinel", "--no-auth-warning", "--user", "admin", "-p", "26379", *command
+        )
 
     def redis(self, pod: str, *command: str) -> str:
         """A Redis command as the admin user inside the pod (REDISCLI_AUTH from the Secret)."""
         return self.cli(pod, "redis", "--no-auth-warning", "--user", "admin", *command)
+
+    def secret_values(self, name: str) -> dict[str, str]:
+        """The decoded data of a Secret of the namespace, by key."""
+        data = self.json("get", "secret", name)["data"]
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
     def container_pid(self, pod: str, container: str) -> int:
         """The host PID of a container's main process, via containerd."""

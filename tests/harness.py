@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,14 @@ from components.engines import Deployment as EngineDeployment
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "sophia-redis"
 FAKE_PASSWORD = "Fake-Pa55word!*+_for.tests~0123456789abcd"
+
+
+def fake_password_result(resource_name: str) -> str:
+    """What the mocks make a RandomPassword: FAKE_PASSWORD for the application's generations,
+    a distinct value for every internal role's, so a leak of one can be told apart."""
+    if re.search(r"-password-v[0-9]+$", resource_name):
+        return FAKE_PASSWORD
+    return f"Fake-{resource_name}-Pa55word!*+~0123456789"
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -144,7 +153,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         )
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
-            outputs["result"] = FAKE_PASSWORD
+            outputs["result"] = fake_password_result(args.name)
         return f"{args.name}-id", outputs
 
     def call(

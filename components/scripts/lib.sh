@@ -1,8 +1,9 @@
 # shellcheck shell=sh disable=SC2034
 # Shared helpers of the Redis and Sentinel containers; sourced, never executed.
 # Every constant comes from constants.sh, which the Pulumi program generates beside this file.
-# Environment: POD_NAME REVISION REDIS_PASSWORD [REDIS_PREVIOUS_PASSWORD]; REDISCLI_AUTH holds
-# the password so that it never appears on a command line.
+# Environment: POD_NAME REVISION, the password of every role (constants.sh names the variables)
+# and REDIS_PREVIOUS_PASSWORD during a rotation; REDISCLI_AUTH holds the admin password so that
+# no password ever appears on a command line.
 
 # shellcheck source=constants.sh
 . "${0%/*}/constants.sh"
@@ -26,7 +27,17 @@ SENTINEL_BIN=$(installed "$SENTINEL_BIN" $SENTINEL_BINS)
 # shellcheck disable=SC2086
 CLI_BIN=$(installed "$CLI_BIN" $CLI_BINS)
 
+if [ -z "${REDIS_ADMIN_PASSWORD:-}" ]; then
+    # A pod created from a spec before credentials by role (restarted mid-upgrade) has only
+    # the application password: every role takes it, as in that layout.
+    for _role in $ROLES; do
+        eval "_variable=\$${_role}_PASSWORD_ENV"
+        eval "$_variable=\${$_variable:-\$REDIS_PASSWORD}"
+    done
+fi
+
 ORDINAL=${POD_NAME##*-}
+LEGACY_ADMIN_HASHES=""
 SHUTDOWN_LOG=$DATA_DIR/last-shutdown.log
 
 log() {
@@ -68,12 +79,23 @@ pod_hosts() {
     done
 }
 
+# cli USER HOST PORT ARGS...: one command as USER (password in REDISCLI_AUTH), bounded in time.
+cli() {
+    _cli_user=$1
+    _cli_host=$2
+    shift
+    shift
+    _cli_port=$1
+    shift
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$_cli_user" \
+        -h "$_cli_host" -p "$_cli_port" "$@" 2>/dev/null
+}
+
 # redis_cmd HOST ARGS...: a command to a Redis server as the admin user.
 redis_cmd() {
     _host=$1
     shift
-    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
-        -h "$_host" -p "$REDIS_PORT" "$@" 2>/dev/null
+    cli "$ADMIN_USER" "$_host" "$REDIS_PORT" "$@"
 }
 
 # local_redis_cmd ARGS...: a command to this pod's Redis server as the admin user, through its
@@ -83,11 +105,11 @@ local_redis_cmd() {
         -s "$REDIS_SOCKET" "$@" 2>/dev/null
 }
 
-# sentinel_cmd HOST ARGS...: a command to a Sentinel.
+# sentinel_cmd HOST ARGS...: a command to a Sentinel as its admin user.
 sentinel_cmd() {
     _host=$1
     shift
-    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning -h "$_host" -p "$SENTINEL_PORT" "$@" 2>/dev/null
+    cli "$ADMIN_SENTINEL_USER" "$_host" "$SENTINEL_PORT" "$@"
 }
 
 # info_field NAME: reads "NAME:value" from INFO output on stdin.
@@ -133,12 +155,114 @@ password_hash() {
     printf '%s' "$1" | sha256sum | cut -d ' ' -f 1
 }
 
-# acl_passwords: ACL password rules for the current and, during a rotation, the previous password.
-acl_passwords() {
-    printf '#%s' "$(password_hash "$REDIS_PASSWORD")"
-    if [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ] && [ "$REDIS_PREVIOUS_PASSWORD" != "$REDIS_PASSWORD" ]; then
+# role_password ROLE: the password of ROLE (APPLICATION, ADMIN, ...) from the environment.
+role_password() {
+    eval "_variable=\$$1_PASSWORD_ENV"
+    eval "printf '%s' \"\${$_variable:-}\""
+}
+
+# role_hashes ROLE: ACL password rules of ROLE: its password, the previous application password
+# during a rotation, and LEGACY_ADMIN_HASHES for the admin while pods of a release from before
+# credentials by role still run.
+role_hashes() {
+    # An unset password gives no hash: the user is on but nobody can log in as it.
+    _password=$(role_password "$1")
+    [ -z "$_password" ] || printf '#%s' "$(password_hash "$_password")"
+    if [ "$1" = APPLICATION ] && [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ] &&
+        [ "$REDIS_PREVIOUS_PASSWORD" != "$REDIS_PASSWORD" ]; then
         printf ' #%s' "$(password_hash "$REDIS_PREVIOUS_PASSWORD")"
     fi
+    if [ "$1" = ADMIN ] && [ -n "${LEGACY_ADMIN_HASHES:-}" ]; then
+        printf ' %s' "$LEGACY_ADMIN_HASHES"
+    fi
+}
+
+# role_user ROLE redis|sentinel: the ACL user of ROLE on that port, empty when it has none.
+role_user() {
+    if [ "$2" = sentinel ]; then eval "printf '%s' \"\$$1_SENTINEL_USER\""; else eval "printf '%s' \"\$$1_USER\""; fi
+}
+
+# role_rules ROLE redis|sentinel: the ACL rules of ROLE's user on that port.
+role_rules() {
+    if [ "$2" = sentinel ]; then eval "printf '%s' \"\$$1_SENTINEL_ACL_RULES\""; else eval "printf '%s' \"\$$1_ACL_RULES\""; fi
+}
+
+# acl_user_lines redis|sentinel: the config's "user" line of every role with a user there.
+acl_user_lines() {
+    for _role in $ROLES; do
+        _user=$(role_user "$_role" "$1")
+        [ -n "$_user" ] || continue
+        printf 'user %s on %s %s\n' "$_user" "$(role_hashes "$_role")" "$(role_rules "$_role" "$1")"
+    done
+}
+
+# setuser_role ROLE redis|sentinel AS_USER HOST: ACL SETUSER of ROLE's user on a running server,
+# authenticated as AS_USER with REDISCLI_AUTH; adds ROLE's password hashes to those it has.
+setuser_role() {
+    _user=$(role_user "$1" "$2")
+    [ -n "$_user" ] || return 0
+    _port=$REDIS_PORT
+    [ "$2" = redis ] || _port=$SENTINEL_PORT
+    set -f
+    # shellcheck disable=SC2046 # hashes and rules are lists of words
+    cli "$3" "$4" "$_port" ACL SETUSER "$_user" on $(role_hashes "$1") $(role_rules "$1" "$2") >/dev/null || true
+    set +f
+}
+
+# teach_legacy_peer HOST: a pod of a release from before credentials by role (its admin user
+# and its Sentinel's default user take the application password) learns every role's user, and
+# its Sentinel the credentials Sentinels now use with each other and with Redis. Fails when HOST
+# accepts no application password as admin.
+teach_legacy_peer() (
+    for legacy in "$REDIS_PASSWORD" "${REDIS_PREVIOUS_PASSWORD:-}"; do
+        [ -n "$legacy" ] || continue
+        REDISCLI_AUTH=$legacy
+        [ "$(redis_cmd "$1" PING)" = PONG ] || continue
+        for role in $ROLES; do
+            [ "$role" = APPLICATION ] && continue
+            setuser_role "$role" redis "$ADMIN_USER" "$1"
+            setuser_role "$role" sentinel "$APPLICATION_SENTINEL_USER" "$1"
+        done
+        cli "$APPLICATION_SENTINEL_USER" "$1" "$SENTINEL_PORT" SENTINEL CONFIG SET sentinel-user "$ADMIN_SENTINEL_USER" >/dev/null || true
+        printf '%s' "$REDIS_ADMIN_PASSWORD" |
+            cli "$APPLICATION_SENTINEL_USER" "$1" "$SENTINEL_PORT" -x SENTINEL CONFIG SET sentinel-pass >/dev/null || true
+        cli "$APPLICATION_SENTINEL_USER" "$1" "$SENTINEL_PORT" SENTINEL SET "$MASTER_SET" auth-user "$SENTINEL_USER" >/dev/null || true
+        printf '%s' "$REDIS_SENTINEL_PASSWORD" |
+            cli "$APPLICATION_SENTINEL_USER" "$1" "$SENTINEL_PORT" >/dev/null -x SENTINEL SET "$MASTER_SET" auth-pass || true
+        exit 0
+    done
+    exit 1
+)
+
+# teach_peers: peers still on the previous spec learn this spec's credentials, so replication,
+# Sentinel and the proxy keep working while the pods roll: the current application password (new
+# after a rotation; ACL SETUSER adds it to those a pod accepts, so this is a no-op otherwise),
+# every role's user on pods from before credentials by role. Prints the hash of the
+# application password while such a legacy pod answers (this pod's admin user must take it
+# meanwhile: those pods' scripts and the previous proxy authenticate with it); once none does,
+# no admin user of a peer takes it any more.
+teach_peers() {
+    _legacy_seen=""
+    _current_peers=""
+    for _peer in $(pod_hosts peers); do
+        case $(redis_cmd "$_peer" PING) in
+        PONG)
+            _current_peers="$_current_peers $_peer"
+            setuser_role APPLICATION redis "$ADMIN_USER" "$_peer"
+            setuser_role APPLICATION sentinel "$ADMIN_SENTINEL_USER" "$_peer"
+            ;;
+        '') ;;
+        *) teach_legacy_peer "$_peer" && _legacy_seen=1 ;;
+        esac
+    done
+    _legacy_hash="#$(password_hash "$REDIS_PASSWORD")"
+    if [ -n "$_legacy_seen" ]; then
+        printf '%s' "$_legacy_hash"
+        return 0
+    fi
+    for _peer in $_current_peers; do
+        redis_cmd "$_peer" ACL SETUSER "$ADMIN_USER" "!${_legacy_hash#\#}" >/dev/null || true
+    done
 }
 
 # sentinel_view: prints "EPOCH HOST" for every Sentinel that knows the master, then a line

@@ -137,7 +137,7 @@ log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and kno
 # and stay; this pod's scripts use the Unix socket.
 leave_network() {
     local_redis_cmd CONFIG SET port 0 >/dev/null
-    closed=$(local_redis_cmd CLIENT KILL USER default)
+    closed=$(local_redis_cmd CLIENT KILL USER "$APPLICATION_USER")
     log "preStop: port closed, ${closed:-0} application connection(s) closed"
 }
 

@@ -56,30 +56,25 @@ if [ "$master" = "$SELF" ] && [ ! -f "$DATA_DIR/.initialized" ]; then
     mark_initialized
 fi
 
+# Before the config is written: while pods of the previous layout run, this pod's admin user
+# also takes the application password they authenticate with.
+LEGACY_ADMIN_HASHES=$(teach_peers)
+if [ -n "$LEGACY_ADMIN_HASHES" ]; then
+    log "peers of the layout before credentials by role answer: taught them every role's user"
+fi
+
 umask 077
 {
     cat "$CONFIG_DIR/redis.conf"
     printf 'dir %s\n' "$DATA_DIR"
     printf 'replica-announce-ip %s\n' "$SELF"
-    printf 'masteruser %s\n' "$ADMIN_USER"
-    printf 'masterauth %s\n' "$REDIS_PASSWORD"
-    printf 'user default on %s %s\n' "$(acl_passwords)" "$CLIENT_ACL_RULES"
-    printf 'user %s on %s ~* &* +@all\n' "$ADMIN_USER" "$(acl_passwords)"
+    printf 'masteruser %s\n' "$REPLICATION_USER"
+    printf 'masterauth %s\n' "$REDIS_REPLICATION_PASSWORD"
+    acl_user_lines redis
     if [ "$master" != "$SELF" ]; then
         printf 'replicaof %s %s\n' "$master" "$REDIS_PORT"
     fi
 } > "$CONF"
-
-if [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ]; then
-    # During a password rotation the pods that still run the old spec accept only the previous
-    # password; teach them the new one so replication and Sentinel keep working mid-roll.
-    hash=$(password_hash "$REDIS_PASSWORD")
-    for peer in $(pod_hosts peers); do
-        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
-        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD redis_cmd "$peer" ACL SETUSER "$ADMIN_USER" "#$hash" >/dev/null || true
-        REDISCLI_AUTH=$REDIS_PREVIOUS_PASSWORD sentinel_cmd "$peer" ACL SETUSER default "#$hash" >/dev/null || true
-    done
-fi
 
 if [ "$master" = "$SELF" ]; then
     log "starting as master"

@@ -108,12 +108,13 @@ umask 077
     printf 'sentinel announce-hostnames yes\n'
     printf 'sentinel announce-ip %s\n' "$SELF"
     printf 'sentinel announce-port %s\n' "$SENTINEL_PORT"
-    printf 'user default on %s ~* &* +@all\n' "$(acl_passwords)"
-    printf 'sentinel sentinel-pass %s\n' "$REDIS_PASSWORD"
+    acl_user_lines sentinel
+    printf 'sentinel sentinel-user %s\n' "$ADMIN_SENTINEL_USER"
+    printf 'sentinel sentinel-pass %s\n' "$REDIS_ADMIN_PASSWORD"
     printf '%s\n' "$state"
     cat "$CONFIG_DIR/sentinel.conf"
-    printf 'sentinel auth-user %s %s\n' "$MASTER_SET" "$ADMIN_USER"
-    printf 'sentinel auth-pass %s %s\n' "$MASTER_SET" "$REDIS_PASSWORD"
+    printf 'sentinel auth-user %s %s\n' "$MASTER_SET" "$SENTINEL_USER"
+    printf 'sentinel auth-pass %s %s\n' "$MASTER_SET" "$REDIS_SENTINEL_PASSWORD"
 } > "$STATE.new"
 mv "$STATE.new" "$STATE"
 forget_removed_pods &

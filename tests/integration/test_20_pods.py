@@ -8,11 +8,16 @@ from typing import Any
 import pytest
 import testinfra
 
+from components.credentials import CREDENTIALS, REPLICATION
 from components.engines import ENGINES
+from components.naming import REDIS_PORT, SENTINEL_PORT
+from redistest.boundaries import cluster_script
 from redistest.deployment import Deployed, client_pod_manifest
+from redistest.health import wait_healthy
 from redistest.kube import CLIENT_POD, Kube, kube_env
 
 CONTAINERS = ("redis", "sentinel")
+SECRET = "redis-auth"
 NOAUTH = "NOAUTH Authentication required."
 """What Redis and Sentinel answer a client that has not authenticated (redis-cli, no TTY)."""
 SERVER_PROCESSES = tuple(
@@ -42,23 +47,23 @@ def test_every_process_runs_as_non_root(hosts: dict[tuple[str, str], Any]) -> No
         assert uids and "0" not in uids.split(), (pod, container, uids)
 
 
-def test_password_is_on_no_command_line(
+def test_no_password_is_on_a_command_line(
     deployed: Deployed, hosts: dict[tuple[str, str], Any]
 ) -> None:
-    password = str(deployed.outputs["redis_password"])
+    passwords = deployed.kube.secret_values(SECRET).values()
+    assert str(deployed.outputs["redis_password"]) in passwords
     for (pod, container), host in hosts.items():
         command_lines = host.check_output("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
         assert any(server in command_lines for server in SERVER_PROCESSES), (pod, container)
-        assert password not in command_lines, (pod, container)
+        assert not [p for p in passwords if p in command_lines], (pod, container)
 
 
 def test_auth_is_required_and_replication_authenticates(deployed: Deployed) -> None:
     kube = deployed.kube
+    replication = kube.secret_values(SECRET)[REPLICATION.secret_key]
     for pod in kube.redis_pods():
-        assert kube.redis(pod, "CONFIG", "GET", "masterauth").split()[-1] == str(
-            deployed.outputs["redis_password"]
-        ), pod
-        assert kube.redis(pod, "CONFIG", "GET", "masteruser").split()[-1] == "admin"
+        assert kube.redis(pod, "CONFIG", "GET", "masterauth").split()[-1] == replication, pod
+        assert kube.redis(pod, "CONFIG", "GET", "masteruser").split()[-1] == "replication"
         sentinel = kube.sentinel(pod, "SENTINEL", "CONFIG", "GET", "announce-hostnames")
         assert "yes" in sentinel
 
@@ -111,6 +116,22 @@ def test_dangerous_commands_are_denied_to_applications(deployed: Deployed, clien
         assert replies[command].startswith("NoPermissionError"), replies
     # DEBUG is off for everyone (enable-debug-command no) before ACLs are even consulted.
     assert "not allowed" in replies["DEBUG"] or replies["DEBUG"].startswith("NoPermission"), replies
+
+
+def test_every_credential_holds_its_boundary(deployed: Deployed, client: Kube) -> None:
+    """Each role on the master and on a Sentinel, from a labelled client pod: what it needs
+    works, what it must not do is refused, and no password logs in as another role's user."""
+    master = wait_healthy(deployed.kube)
+    secret = deployed.kube.secret_values(SECRET)
+    payload = {
+        "endpoints": {
+            "redis": [f"{master}.redis-headless", REDIS_PORT],
+            "sentinel": ["redis-sentinel", SENTINEL_PORT],
+        },
+        "passwords": {c.role: secret[c.secret_key] for c in CREDENTIALS},
+        "master_set": deployed.outputs["sentinel_master_name"],
+    }
+    assert client.client_python(cluster_script(), payload) == []
 
 
 def resolve(kube: Kube, pod: str, host: str) -> str:

@@ -1,4 +1,5 @@
-"""Password rotation: the rollout completes, old clients keep working, outputs and pods agree."""
+"""Password rotation: the rollout completes, old clients keep working, outputs and pods agree;
+then the revocation: the previous password is refused everywhere, the servers do not roll."""
 
 from __future__ import annotations
 
@@ -26,6 +27,24 @@ print(json.dumps([redis.Redis.from_url(u, socket_timeout=5).ping() for u in cfg[
 # that met a Sentinel in TILT (open defect, README.md) keeps writes paused for the grace period
 # (30 s) before the crash failover; 40 s bounds one such stall.
 MAX_WRITE_GAP_SECONDS = 40
+SECRET = "redis-auth"
+REVOCATION_MAX_GAP_SECONDS = 10
+"""A revocation rolls only the proxy: a writer on the new password reconnects once at most."""
+
+ACCEPTED = r"""
+import json, sys, redis
+cfg = json.loads(sys.stdin.read())
+out = {}
+for host in cfg["hosts"]:
+    for port in (6379, 26379):
+        try:
+            out[f"{host}:{port}"] = redis.Redis(host=host, port=port, password=cfg["password"],
+                                               socket_timeout=5).ping()
+        except redis.exceptions.AuthenticationError:
+            out[f"{host}:{port}"] = False
+print(json.dumps(out))
+"""
+"""Whether the application user with a password gets in on each pod's Redis and Sentinel."""
 
 
 def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -> None:
@@ -49,8 +68,7 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
 
     new_url, new_password = deployed.url, str(deployed.outputs["redis_password"])
     assert new_password != old_password and new_url != old_url
-    for pod in kube.redis_pods():
-        assert kube.redis(pod, "CONFIG", "GET", "masterauth").split()[-1] == new_password
+    assert kube.secret_values(SECRET)["previous-password"] == old_password
     result = client.client_python(PING, {"urls": [new_url, old_url]})
     assert result == [True, True], "the previous password stays valid until the next rotation"
     assert missing_confirmed(kube, new_url, run) == []
@@ -60,4 +78,50 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
         f"master {master}"
     )
     assert gap < MAX_WRITE_GAP_SECONDS, gap
+    assert deployed.preview_changes() == {}
+
+
+def test_revocation_refuses_the_previous_password_everywhere_without_rolling_the_servers(
+    deployed: Deployed, client: Kube
+) -> None:
+    kube = deployed.kube
+    wait_healthy(kube)
+    url, password = deployed.url, str(deployed.outputs["redis_password"])
+    previous = kube.secret_values(SECRET)["previous-password"]
+    hosts = [f"{pod}.redis-headless" for pod in kube.redis_pods()]
+    before = client.client_python(ACCEPTED, {"hosts": hosts, "password": previous})
+    assert all(before.values()), before
+    pods_before = {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in kube.json("get", "pods", "-l", "app.kubernetes.io/component=server")["items"]
+    }
+
+    prefix = f"revoke-{int(time.time())}"
+    begun = time.time()
+    writer = start_writer(kube, url, prefix, 600)
+    try:
+        wait_for_writes(writer, since=begun)
+        started = time.time()
+        deployed.up(passwordGeneration="2", revokePreviousPassword="true")
+        finished = time.time()
+        wait_for_writes(writer, since=time.time())
+    finally:
+        stop_writer(writer)
+    run = finish_writer(writer, prefix, timeout=60)
+
+    assert str(deployed.outputs["redis_password"]) == password
+    assert "previous-password" not in kube.secret_values(SECRET)
+    after = client.client_python(ACCEPTED, {"hosts": hosts, "password": previous})
+    assert not any(after.values()), after
+    current = client.client_python(ACCEPTED, {"hosts": hosts, "password": password})
+    assert all(current.values()), current
+    pods_after = {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in kube.json("get", "pods", "-l", "app.kubernetes.io/component=server")["items"]
+    }
+    assert pods_after == pods_before, "a revocation must not roll the servers"
+    assert missing_confirmed(kube, url, run) == []
+    gap = longest_gap([t for _, t in run.confirmed], started, finished)
+    deployed.log(f"revocation: pulumi up {finished - started:.1f} s, longest write gap {gap:.2f} s")
+    assert gap < REVOCATION_MAX_GAP_SECONDS, gap
     assert deployed.preview_changes() == {}

@@ -34,12 +34,13 @@ from pulumi_policy import (  # noqa: E402
 )
 from pulumi_policy.proxy import unknown_checking_proxy  # noqa: E402
 
-from tests.harness import run_program, stack_config  # noqa: E402
+from tests.harness import FAKE_PASSWORD, fake_password_result, run_program, stack_config  # noqa: E402
 
 STS = "kubernetes:apps/v1:StatefulSet"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 SERVICE = "kubernetes:core/v1:Service"
+ESC_ENVIRONMENT = "pulumiservice:index:Environment"
 
 Props = dict[str, Any]
 NO_CONFIG: dict[str, Any] = {}
@@ -547,7 +548,7 @@ def policy(name: str) -> ResourceValidationPolicy:
 def test_every_policy_is_mandatory_and_unique() -> None:
     policies = rp.build_policies()
     names = [p.name for p in policies]
-    assert len(names) == len(set(names)) == len(rp.RULES)
+    assert len(names) == len(set(names)) == len(rp.RULES) + 1
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in policies)
 
 
@@ -557,14 +558,16 @@ def test_validators_report_through_the_sdk_on_proxied_props() -> None:
     bad["spec"]["replicas"] = 2
     reported: list[str] = []
     for p in rp.build_policies():
-        assert isinstance(p, ResourceValidationPolicy)
+        if not isinstance(p, ResourceValidationPolicy):
+            continue
         p.validate(make_args(STS, bad, HARD), lambda message, urn: reported.append(message))
     assert any("spec.replicas is 2" in m for m in reported)
     assert any("anti-affinity" in m for m in reported)
 
     reported.clear()
     for p in rp.build_policies():
-        assert isinstance(p, ResourceValidationPolicy)
+        if not isinstance(p, ResourceValidationPolicy):
+            continue
         p.validate(
             make_args(STS, redis_statefulset(), HARD), lambda message, urn: reported.append(message)
         )
@@ -610,6 +613,35 @@ def test_the_program_passes_every_policy(stack: str) -> None:
     assert violations == []
 
 
+def program_resources(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """What the program registers under mocks, each with the properties a stack policy sees
+    after an update (the mocks' password results included)."""
+    resources = []
+    for r in run_program(stack_config(stack), stack).resources:
+        props = dict(r.inputs)
+        if r.type == rp.RANDOM_PASSWORD:
+            props["result"] = fake_password_result(r.name)
+        resources.append((r.type, r.name, props))
+    return resources
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local"])
+def test_the_program_keeps_internal_credentials_in_the_secret(stack: str) -> None:
+    resources = program_resources(stack)
+    assert len([r for r in resources if r[0] == rp.RANDOM_PASSWORD]) >= 5
+    assert rp.internal_credential_leaks(resources) == []
+
+
+def test_an_internal_credential_in_the_esc_environment_violates() -> None:
+    resources = program_resources("dev")
+    admin = fake_password_result("redis-admin-password")
+    leaked = [*resources, (ESC_ENVIRONMENT, "redis-esc", {"yaml": f"values:\n  admin: {admin}\n"})]
+    (message,) = rp.internal_credential_leaks(leaked)
+    assert ESC_ENVIRONMENT in message and "redis-esc" in message and admin not in message
+    application = [*resources, (ESC_ENVIRONMENT, "redis-esc", {"yaml": FAKE_PASSWORD})]
+    assert rp.internal_credential_leaks(application) == []
+
+
 def test_the_pack_runs_as_pulumi_runs_it() -> None:
     """Start the pack the way the Python analyzer host does (``python -m pulumi.policy``)
     and talk gRPC to it: policies, config schema, and a violating StatefulSet (gRPC
@@ -629,7 +661,9 @@ def test_the_pack_runs_as_pulumi_runs_it() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = analyzer_pb2_grpc.AnalyzerStub(channel)
             info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
-            assert {p.name for p in info.policies} == {spec.name for spec in rp.RULES}
+            assert {p.name for p in info.policies} == {spec.name for spec in rp.RULES} | {
+                rp.INTERNAL_CREDENTIALS_POLICY
+            }
             assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
             request = analyzer_pb2.ConfigureAnalyzerRequest()

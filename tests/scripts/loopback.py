@@ -20,20 +20,26 @@ run) leaves none behind.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from components.conf import config_files
+from components.credentials import ADMIN, APPLICATION, INTERNAL_CREDENTIALS, Credential
 from components.naming import REDIS_PORT, SENTINEL_PORT, Names
 from components.settings import RedisSettings
 from components.workload import PASSWORD_KEY, PREVIOUS_PASSWORD_KEY, statefulset_spec
@@ -45,10 +51,28 @@ IMAGES_ROOTFS = (
     / "images"
     / "rootfs"
 )
+NO_RETRY = Retry(NoBackoff(), 0)
+"""A refused login or a dead server is an answer here: redis-py would retry both."""
 PROBE_PERIOD_SECONDS = 2.0
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0)
 
 Json = dict[str, Any]
+
+
+def fake_password(credential: Credential) -> str:
+    """The harness's password of an internal role: distinct per role, URL- and sh-hostile."""
+    return f"Fake-{credential.role}-Pa55word!*+_for.tests~0123456789"
+
+
+def credential_secret(password: str, previous_password: str | None = None) -> dict[str, str]:
+    """The release's Secret: the application password(s) and every internal role's."""
+    secret = {
+        credential.secret_key: fake_password(credential) for credential in INTERNAL_CREDENTIALS
+    }
+    secret[PASSWORD_KEY] = password
+    if previous_password:
+        secret[PREVIOUS_PASSWORD_KEY] = previous_password
+    return secret
 
 
 def call(client: redis.Redis, *args: object) -> Any:
@@ -90,6 +114,30 @@ def image_rootfs(settings: RedisSettings) -> Path:
         )
     (root / "etc" / "hosts").touch()
     return root
+
+
+def program_at(commit: str, target: Path) -> ModuleType:
+    """The ``components`` package as of ``commit``, importable beside this checkout's under
+    another name (its imports are relative), for a set that starts on an earlier release."""
+    root = Path(__file__).resolve().parents[2]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", commit, "components"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True, timeout=60)
+    name = f"components_{commit}"
+    (target / "components").rename(target / name)
+    sys.path.insert(0, str(target))
+    try:
+        package = importlib.import_module(name)
+        for module in ("conf", "naming", "settings", "workload"):
+            importlib.import_module(f"{name}.{module}")
+    finally:
+        sys.path.remove(str(target))
+    return package
 
 
 def sweep() -> None:
@@ -175,7 +223,10 @@ class Pod:
                 target = self.dir / f"cm-{name}-{self.incarnation}"
                 target.mkdir()
                 mode = volume["configMap"].get("defaultMode", 0o644)
-                for item in volume["configMap"]["items"]:
+                items = volume["configMap"].get("items") or [
+                    {"key": key, "path": key} for key in self.owner.files
+                ]
+                for item in items:
                     path = target / item["path"]
                     path.write_text(self._configmap_file(item["key"]))
                     path.chmod(mode)
@@ -409,26 +460,46 @@ class Pod:
 
     # ---- clients
 
-    def client(self, password: str | None = None) -> redis.Redis:
-        """The admin user on this pod's Redis."""
+    def client(
+        self, password: str | None = None, user: str | None = ADMIN.redis_user
+    ) -> redis.Redis:
+        """A user (the admin unless told) on this pod's Redis."""
         return redis.Redis(
             host=self.address,
             port=REDIS_PORT,
-            username="admin",
-            password=password or self.owner.password,
+            username=user,
+            password=password or self.owner.secret[ADMIN.secret_key],
             socket_timeout=2,
             socket_connect_timeout=2,
+            retry=NO_RETRY,
         )
 
-    def sentinel(self, password: str | None = None) -> redis.Redis:
+    def app_client(self, password: str | None = None) -> redis.Redis:
+        """The application user on this pod's Redis."""
+        return self.client(password or self.owner.password, APPLICATION.redis_user)
+
+    def sentinel(self, password: str | None = None, user: str | None = None) -> redis.Redis:
+        """A user (the admin, or the set's ``sentinel_login``, unless told) on this pod's
+        Sentinel."""
+        if password is None:
+            user, password = self.owner.sentinel_login or (
+                ADMIN.sentinel_user,
+                self.owner.secret[ADMIN.secret_key],
+            )
         return redis.Redis(
             host=self.address,
             port=SENTINEL_PORT,
-            password=password or self.owner.password,
+            username=user,
+            password=password,
             socket_timeout=2,
             socket_connect_timeout=2,
             decode_responses=True,
+            retry=NO_RETRY,
         )
+
+    def app_sentinel(self, password: str | None = None) -> redis.Redis:
+        """The application user on this pod's Sentinel."""
+        return self.sentinel(password or self.owner.password, APPLICATION.sentinel_user)
 
     def role(self) -> str | None:
         try:
@@ -472,30 +543,39 @@ class LoopbackSet:
         password: str,
         previous_password: str | None = None,
         revision: str = "rev-1",
+        program: ModuleType | None = None,
     ) -> None:
         require_host()
         self.root = root
         self.subnet = subnet
         self.max_pods = 8
         self.password = password
-        self.secret = {PASSWORD_KEY: password}
-        if previous_password:
-            self.secret[PREVIOUS_PASSWORD_KEY] = previous_password
+        self.secret = credential_secret(password, previous_password)
         self.revision = revision
         self.cgroup = CGROUP_ROOT / f"set-{subnet}"
         _kill_cgroup(self.cgroup) if self.cgroup.exists() else None
         self.cgroup.mkdir(parents=True, exist_ok=True)
         self.pods: dict[int, Pod] = {}
         self.cut_rules: list[list[str]] = []
-        self.configure(settings)
+        self.sentinel_login: tuple[str | None, str] | None = None
+        """(user, password) of the harness's own Sentinel queries instead of the admin's."""
+        self.configure(settings, program)
 
-    def configure(self, settings: RedisSettings) -> None:
-        """A new pod template (as after `pulumi up`); running pods keep theirs until restarted."""
+    def configure(self, settings: RedisSettings, program: ModuleType | None = None) -> None:
+        """A new pod template (as after `pulumi up`); running pods keep theirs until restarted.
+        ``program``: the ``components`` package of another commit (see
+        :func:`program_at`), whose settings ``settings`` then are; this checkout's by default."""
         self.settings = settings
         self.rootfs = image_rootfs(settings)
         self.names = Names.of(settings)
-        self.files = config_files(settings)
-        self.spec = statefulset_spec(settings, self.names, {})
+        if program is None:
+            self.files = config_files(settings)
+            self.spec = statefulset_spec(settings, self.names, {})
+        else:
+            self.files = program.conf.config_files(settings)
+            self.spec = program.workload.statefulset_spec(
+                settings, program.naming.Names.of(settings), {}
+            )
         self.template = self.spec["template"]["spec"]
 
     def container_spec(self, name: str) -> Json:
@@ -584,7 +664,12 @@ class LoopbackSet:
             self.configure(settings)
         self.revision = revision
         if secret is not None:
-            self.secret = secret
+            kept = {
+                k: v
+                for k, v in self.secret.items()
+                if k not in (PASSWORD_KEY, PREVIOUS_PASSWORD_KEY)
+            }
+            self.secret = {**kept, **secret}
             self.password = secret[PASSWORD_KEY]
         for ordinal in range(self.settings.replicas - 1, -1, -1):
             pod = self.pod(ordinal)
@@ -595,6 +680,16 @@ class LoopbackSet:
             pod.secret = dict(self.secret)
             pod.start()
             self.wait(pod.is_ready, timeout, f"{pod.name} ready after its update")
+
+    def run_job(self, job_spec: Json, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """A Job's pod (its first container) run to completion on the set's last free address,
+        with the set's current Secret and ConfigMap files."""
+        pod = Pod(self, self.max_pods - 1)
+        pod.name = f"{self.names.release}-job-{int(time.time())}"
+        pod.template = job_spec["template"]["spec"]
+        pod.sources = pod._volume_sources()
+        container = pod.template["containers"][0]
+        return pod.run_in(container["name"], container["command"], timeout)
 
     @contextlib.contextmanager
     def cut_off(self, ordinal: int) -> Iterator[None]:

@@ -24,6 +24,6 @@ def test_rotation_hand_off_between_generations(loopback: LoopbackFactory) -> Non
         writer.wait_confirmed(200)
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
     for pod in cluster.running():
-        assert pod.client(NEW_PASSWORD).ping()
-        assert pod.client(FAKE_PASSWORD).ping(), "the previous password stays valid"
-        assert pod.sentinel(NEW_PASSWORD).ping()
+        assert pod.app_client(NEW_PASSWORD).ping()
+        assert pod.app_client(FAKE_PASSWORD).ping(), "the previous password stays valid"
+        assert pod.app_sentinel(NEW_PASSWORD).ping()

@@ -11,7 +11,15 @@ from typing import Any, TypeVar
 import pulumi
 import pytest
 
-from tests.harness import FAKE_PASSWORD, PROJECT, Deployment, Registered, run_program, stack_config
+from tests.harness import (
+    FAKE_PASSWORD,
+    PROJECT,
+    Deployment,
+    Registered,
+    fake_password_result,
+    run_program,
+    stack_config,
+)
 
 T = TypeVar("T")
 
@@ -27,6 +35,7 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 ESC = "pulumiservice:index:Environment"
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 COMPONENT = "sophia:redis:RedisSentinel"
+JOB = "kubernetes:batch/v1:Job"
 ROLES = {
     "sophia:redis:Access",
     "sophia:redis:RedisServers",
@@ -193,6 +202,15 @@ def test_password_reaches_pods_only_by_secret_reference(stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_outputs_carry_the_application_password_and_no_other(stack: str) -> None:
+    deployment = deployed(stack)
+    exported = json.dumps(deployment.outputs, default=str)
+    assert FAKE_PASSWORD in exported
+    for name in INTERNAL_PASSWORDS:
+        assert fake_password_result(name) not in exported, name
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_no_literal_password_outside_the_secret(stack: str) -> None:
     deployment = deployed(stack)
     for resource in deployment.resources:
@@ -203,23 +221,86 @@ def test_no_literal_password_outside_the_secret(stack: str) -> None:
     assert secret.inputs["stringData"]["password"] == FAKE_PASSWORD
 
 
-def test_password_is_generated_long_enough() -> None:
-    (password,) = deployed("dev").of_type(PASSWORD)
-    assert password.inputs["length"] >= 32
-    assert password.name == "redis-password-v1"
+INTERNAL_PASSWORDS = [
+    "redis-admin-password",
+    "redis-monitoring-password",
+    "redis-replication-password",
+    "redis-sentinel-password",
+]
+"""One generated password per internal role (components.credentials)."""
+SECRET_KEYS = {
+    "password",
+    "admin-password",
+    "replication-password",
+    "sentinel-password",
+    "monitoring-password",
+}
+
+
+def test_every_role_gets_its_own_long_password() -> None:
+    deployment = deployed("dev")
+    passwords = deployment.of_type(PASSWORD)
+    assert sorted(p.name for p in passwords) == sorted(["redis-password-v1", *INTERNAL_PASSWORDS])
+    assert all(p.inputs["length"] >= 32 for p in passwords)
+    assert set(deployment.one(SECRET).inputs["stringData"]) == SECRET_KEYS
+
+
+def test_containers_read_every_password_from_the_secret_and_the_cli_the_admins() -> None:
+    spec = deployed("dev").one(STS).inputs["spec"]["template"]["spec"]
+    for container in spec["containers"]:
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+            for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        assert set(refs.values()) == SECRET_KEYS | {"previous-password"}
+        assert refs["REDISCLI_AUTH"] == "admin-password"
+        assert refs["REDIS_PASSWORD"] == "password"
 
 
 def test_rotation_keeps_the_previous_password_during_the_roll() -> None:
     rotated = deploy_with("dev", passwordGeneration="2")
-    assert sorted(p.name for p in rotated.of_type(PASSWORD)) == [
-        "redis-password-v1",
-        "redis-password-v2",
-    ]
-    assert set(rotated.one(SECRET).inputs["stringData"]) == {"password", "previous-password"}
+    assert sorted(p.name for p in rotated.of_type(PASSWORD)) == sorted(
+        ["redis-password-v1", "redis-password-v2", *INTERNAL_PASSWORDS]
+    )
+    assert set(rotated.one(SECRET).inputs["stringData"]) == SECRET_KEYS | {"previous-password"}
     before = deployed("dev").one(STS).inputs["spec"]["template"]["metadata"]["annotations"]
     after = rotated.one(STS).inputs["spec"]["template"]["metadata"]["annotations"]
     assert before["checksum/auth"] != after["checksum/auth"], "rotation must roll the pods"
     assert before["checksum/config"] == after["checksum/config"]
+
+
+def test_revocation_drops_the_previous_password_and_runs_a_job_without_rolling_the_servers() -> (
+    None
+):
+    rotated = deploy_with("dev", passwordGeneration="2")
+    revoked = deploy_with("dev", passwordGeneration="2", revokePreviousPassword="true")
+    assert set(revoked.one(SECRET).inputs["stringData"]) == SECRET_KEYS
+    assert sorted(p.name for p in revoked.of_type(PASSWORD)) == sorted(
+        p.name for p in rotated.of_type(PASSWORD)
+    ), "no password is generated or dropped by a revocation"
+
+    def auth_checksum(deployment: Deployment, resource_type: str) -> str:
+        annotations = pod_spec_metadata(deployment, resource_type)["annotations"]
+        return str(annotations["checksum/auth"])
+
+    assert auth_checksum(revoked, STS) == auth_checksum(rotated, STS), "servers must not roll"
+    assert auth_checksum(revoked, DEPLOYMENT) != auth_checksum(rotated, DEPLOYMENT)
+    (job,) = revoked.of_type(JOB)
+    assert job.name == "redis-revoke-v1"
+    assert job.inputs["metadata"]["name"] == "redis-revoke-v1"
+    depends_on = revoked.options[(JOB, job.name)].depends_on or []
+    assert isinstance(depends_on, list)
+    assert {key(r) for r in depends_on} == {(STS, "redis"), (DEPLOYMENT, "redis-proxy")}
+    container = job.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["sh", "/scripts/revoke.sh"]
+    assert FAKE_PASSWORD not in json.dumps(job.inputs)
+    assert not rotated.of_type(JOB)
+
+
+def pod_spec_metadata(deployment: Deployment, resource_type: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = deployment.one(resource_type).inputs["spec"]["template"]["metadata"]
+    return metadata
 
 
 def test_config_change_rolls_the_pods() -> None:
@@ -361,6 +442,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (NAMESPACE, "redis-namespace"),
         (PASSWORD, "redis-password-v1"),
         (PASSWORD, "redis-password-v2"),
+        *((PASSWORD, name) for name in INTERNAL_PASSWORDS),
         (SECRET, "redis-auth"),
         (SERVICE_ACCOUNT, "redis-serviceaccount"),
         (PDB, "redis-server-pdb"),
@@ -380,6 +462,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (SERVICE, "redis-service"),
     },
     "sophia:redis:Publishing": {(ESC, "redis-esc")},
+    "sophia:redis:Revocation": {(JOB, "redis-revoke-v1")},
 }
 """Which role component owns which resource (the namespace, the second password and the ESC
 environment exist only with some settings)."""
@@ -417,6 +500,9 @@ def test_each_role_owns_its_resources(stack: str) -> None:
     registered = {(r.type, r.name) for r in custom_resources(deployment)}
     assert registered <= set().union(*OWNERS.values())
     for role, owned in OWNERS.items():
+        if (role, "redis") not in deployment.registrations:
+            assert not owned & registered, role
+            continue
         role_urn = deployment.registrations[(role, "redis")].urn
         children = {k for k in registered if deployment.registrations[k].parent == role_urn}
         assert children == owned & registered, role
@@ -457,7 +543,12 @@ def test_workloads_wait_for_what_they_read(stack: str) -> None:
     assert waits_for(DEPLOYMENT, "redis-proxy") == namespace | access | {
         (CONFIG_MAP, "redis-proxy-config")
     }
-    unscoped = {(NAMESPACE, "redis-namespace"), (PASSWORD, "redis-password-v1"), (ESC, "redis-esc")}
+    unscoped = {
+        (NAMESPACE, "redis-namespace"),
+        (PASSWORD, "redis-password-v1"),
+        *((PASSWORD, name) for name in INTERNAL_PASSWORDS),
+        (ESC, "redis-esc"),
+    }
     for resource in custom_resources(deployment):
         if (resource.type, resource.name) not in unscoped | {
             (STS, "redis"),

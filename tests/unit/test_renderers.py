@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from components.conf import (
-    DANGEROUS_COMMANDS,
-    SCRIPT_NAMES,
-    client_acl_rules,
-    config_files,
-    render_redis_conf,
-    script,
+from components.conf import SCRIPT_NAMES, config_files, render_redis_conf, script
+from components.credentials import (
+    APPLICATION_DENIED_COMMANDS,
+    APPLICATION_RULES,
+    CREDENTIALS,
+    PREVIOUS_APPLICATION_ENV,
 )
 from components.naming import Names, image_version
 from components.pod_constants import pod_constants
@@ -33,6 +32,7 @@ ALLOWED_COMMANDS = {
     "return",
     "printf",
     "echo",
+    "eval",
     "case",
     "esac",
     "if",
@@ -127,8 +127,13 @@ def test_scripts_hold_no_value_that_python_knows() -> None:
 
 
 def test_constants_file_defines_every_constant_the_scripts_read() -> None:
-    constants = pod_constants(load_settings(stack_config("local")), client_acl_rules())
-    environment = {"POD_NAME", "REVISION", "REDIS_PASSWORD", "REDIS_PREVIOUS_PASSWORD"}
+    constants = pod_constants(load_settings(stack_config("local")))
+    environment = {
+        "POD_NAME",
+        "REVISION",
+        PREVIOUS_APPLICATION_ENV,
+        *(credential.env for credential in CREDENTIALS),
+    }
     for name in SCRIPT_NAMES:
         code = _code(script(name))
         assigned = set(re.findall(r"(?:^|[\s;])([A-Z][A-Z0-9_]*)=", code, re.MULTILINE))
@@ -258,11 +263,11 @@ def test_redis_conf_bounds_write_loss_and_failover_delay() -> None:
 
 
 def test_application_user_cannot_run_dangerous_commands() -> None:
-    rules = client_acl_rules()
-    for command in ("flushall", "flushdb", "debug", "config"):
-        assert command in DANGEROUS_COMMANDS
-        assert f" -{command}" in rules
-    assert rules.startswith("~* &* +@all")
+    for command in ("flushall", "flushdb", "debug", "config", "keys", "acl"):
+        assert command in APPLICATION_DENIED_COMMANDS
+        assert f" -{command}" in APPLICATION_RULES
+    assert APPLICATION_RULES.startswith("~* &* +@all -@admin -@dangerous")
+    assert APPLICATION_RULES.endswith("+acl|whoami")
 
 
 @pytest.mark.parametrize(

@@ -181,3 +181,14 @@ def test_bad_config_registers_no_resource() -> None:
     with pytest.raises(ConfigError):
         deployment = run_program(config)
         assert not deployment.resources
+
+
+def test_revocation_needs_a_previous_password() -> None:
+    message = only_problem({"redis:revokePreviousPassword": "true"})
+    assert "redis:revokePreviousPassword" in message
+    assert "no previous password to revoke" in message
+    assert "redis:passwordGeneration" in message
+    settings = load_settings(
+        {"redis:passwordGeneration": "2", "redis:revokePreviousPassword": "true"}
+    )
+    assert settings.revoke_previous_password
