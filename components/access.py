@@ -119,7 +119,7 @@ class Access(RoleComponent):
             previous = self._generated_password(
                 f"{name}-{password_resource_suffix(settings.password_generation - 1)}"
             )
-            if not settings.revoke_previous_password:
+            if not settings.previous_password_revoked:
                 secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
         for credential in INTERNAL_CREDENTIALS:
             internal = self._generated_password(f"{name}-{credential.role}-password")
@@ -139,7 +139,7 @@ class Access(RoleComponent):
         )
         self.auth_checksum = hashlib.sha256(str(settings.password_generation).encode()).hexdigest()
         self.proxy_auth_checksum = self.auth_checksum
-        if settings.revoke_previous_password:
+        if settings.previous_password_revoked:
             revoked = f"{settings.password_generation}/revoked"
             self.proxy_auth_checksum = hashlib.sha256(revoked.encode()).hexdigest()
 

@@ -56,7 +56,7 @@ class RedisSentinel(pulumi.ComponentResource):
         access = Access(name, AccessArgs(settings), child)
         servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)
         routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
-        if settings.revoke_previous_password:
+        if settings.previous_password_revoked:
             Revocation(
                 name, RevocationArgs(settings, after=[servers.statefulset, routing.proxy]), child
             )

@@ -1,10 +1,11 @@
 """Revocation of the previous application password, without rolling the servers.
 
-``redis:revokePreviousPassword`` drops the previous password from the Secret (pods that start
-from then on never learn it) and rolls the proxy onto the current one; then a Job, named after
-the password generation, sets the application user of every running server and Sentinel to the
-current password only. ``pulumi up`` waits for the Job, so when it returns the previous password
-is refused everywhere.
+``redis:revokedPasswordGeneration`` set to the previous generation drops that password from the
+Secret (pods that start from then on never learn it) and rolls the proxy onto the current one;
+then a Job, named after the revoked generation, sets the application user of every running
+server and Sentinel to the current password only. ``pulumi up`` waits for the Job, so when it
+returns the previous password is refused everywhere. The next rotation keeps its previous
+password again: a revocation names one generation, never "whatever comes before".
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class RevocationArgs:
     """Arguments of :class:`Revocation`."""
 
     settings: RedisSettings
-    """Validated settings of the release, with ``revoke_previous_password`` set."""
+    """Validated settings of the release, with ``previous_password_revoked``."""
     after: Sequence[pulumi.Resource]
     """What must be rolled out first: the servers, and the proxy on the current password."""
 

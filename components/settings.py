@@ -159,9 +159,11 @@ class RedisSettings:
     """Namespaces whose every pod may reach Redis, besides labelled client pods."""
     password_generation: int = 1
     """Bump to rotate the application password; the previous one stays valid during the roll."""
-    revoke_previous_password: bool = False
-    """Refuse the previous application password on every pod and Sentinel at once, without
-    rolling the servers; needs ``password_generation`` above 1."""
+    revoked_password_generation: int = 0
+    """The application password generation refused on every pod and Sentinel, without rolling
+    the servers (0: none). Only the previous generation is ever still valid, so only
+    ``password_generation - 1`` revokes anything; the next rotation keeps its previous password
+    again until this is raised to match."""
     cluster_domain: str = "cluster.local"
     """Cluster DNS domain used in pod and Service host names."""
     termination_grace_period_seconds: int = 30
@@ -188,6 +190,12 @@ class RedisSettings:
         if version is None:
             raise ValueError(f"{self.image}: engine version unknown; set {_key('engineVersion')}")
         return version
+
+    @property
+    def previous_password_revoked(self) -> bool:
+        """Whether the previous application password (generation ``password_generation - 1``)
+        is revoked: dropped from the Secret and refused by the running pods."""
+        return 0 < self.revoked_password_generation == self.password_generation - 1
 
     @property
     def coordinated_failover(self) -> bool:
@@ -332,7 +340,11 @@ KEYS: dict[str, _Key] = {
     "proxyReplicas": _Key(_as_int, "proxy_replicas", "an integer of at least 1"),
     "allowedNamespaces": _Key(_as_string_list, "allowed_namespaces", "a list of namespace names"),
     "passwordGeneration": _Key(_as_int, "password_generation", "an integer of at least 1"),
-    "revokePreviousPassword": _Key(_as_bool, "revoke_previous_password", "true or false"),
+    "revokedPasswordGeneration": _Key(
+        _as_int,
+        "revoked_password_generation",
+        "0 or a password generation below passwordGeneration",
+    ),
     "clusterDomain": _Key(_as_str, "cluster_domain", "a DNS domain such as cluster.local"),
     "terminationGracePeriodSeconds": _Key(
         _as_int, "termination_grace_period_seconds", "an integer from 20 to 600"
@@ -481,17 +493,32 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     )
     if not unparsed & {"engine", "image", "engine_version"}:
         _check_engine(problems, settings)
-    if settings.revoke_previous_password and settings.password_generation == 1:
-        problems.append(
-            f"{_key('revokePreviousPassword')}: true is not allowed while "
-            f"{_key('passwordGeneration')} is 1: there is no previous password to revoke "
-            f"(bump {_key('passwordGeneration')} to rotate first)"
-        )
+    _check_revocation(problems, settings)
     if settings.esc_publish and not settings.esc_organization:
         problems.append(f"{_key('escOrganization')}: required when {_key('escPublish')} is true")
     if problems:
         raise ConfigError(problems)
     return replace(settings, sentinel_quorum=quorum, maxmemory_bytes=maxmemory or 0)
+
+
+def _check_revocation(problems: list[str], settings: RedisSettings) -> None:
+    """A revoked generation must be an earlier one: revoking the current password would lock
+    every client out."""
+    revoked, current = settings.revoked_password_generation, settings.password_generation
+    key = _key("revokedPasswordGeneration")
+    if revoked < 0:
+        problems.append(f"{key}: {revoked} is not allowed: 0 or a generation below {current}")
+    elif revoked and current == 1:
+        problems.append(
+            f"{key}: {revoked} is not allowed while {_key('passwordGeneration')} is 1: there "
+            f"is no previous password to revoke (bump {_key('passwordGeneration')} to rotate "
+            "first)"
+        )
+    elif revoked >= current:
+        problems.append(
+            f"{key}: {revoked} would revoke the current password (generation {current}); "
+            f"expected at most {current - 1}"
+        )
 
 
 def _check_engine(problems: list[str], settings: RedisSettings) -> None:

@@ -274,7 +274,7 @@ def test_revocation_drops_the_previous_password_and_runs_a_job_without_rolling_t
     None
 ):
     rotated = deploy_with("dev", passwordGeneration="2")
-    revoked = deploy_with("dev", passwordGeneration="2", revokePreviousPassword="true")
+    revoked = deploy_with("dev", passwordGeneration="2", revokedPasswordGeneration="1")
     assert set(revoked.one(SECRET).inputs["stringData"]) == SECRET_KEYS
     assert sorted(p.name for p in revoked.of_type(PASSWORD)) == sorted(
         p.name for p in rotated.of_type(PASSWORD)
@@ -296,6 +296,12 @@ def test_revocation_drops_the_previous_password_and_runs_a_job_without_rolling_t
     assert container["command"] == ["sh", "/scripts/revoke.sh"]
     assert FAKE_PASSWORD not in json.dumps(job.inputs)
     assert not rotated.of_type(JOB)
+
+
+def test_the_next_rotation_after_a_revocation_keeps_its_previous_password() -> None:
+    rotated_again = deploy_with("dev", passwordGeneration="3", revokedPasswordGeneration="1")
+    assert "previous-password" in rotated_again.one(SECRET).inputs["stringData"]
+    assert not rotated_again.of_type(JOB)
 
 
 def pod_spec_metadata(deployment: Deployment, resource_type: str) -> dict[str, Any]:

@@ -184,11 +184,36 @@ def test_bad_config_registers_no_resource() -> None:
 
 
 def test_revocation_needs_a_previous_password() -> None:
-    message = only_problem({"redis:revokePreviousPassword": "true"})
-    assert "redis:revokePreviousPassword" in message
+    message = only_problem({"redis:revokedPasswordGeneration": "1"})
+    assert "redis:revokedPasswordGeneration" in message
     assert "no previous password to revoke" in message
     assert "redis:passwordGeneration" in message
     settings = load_settings(
-        {"redis:passwordGeneration": "2", "redis:revokePreviousPassword": "true"}
+        {"redis:passwordGeneration": "2", "redis:revokedPasswordGeneration": "1"}
     )
-    assert settings.revoke_previous_password
+    assert settings.previous_password_revoked
+
+
+@pytest.mark.parametrize("revoked", ["3", "4"])
+def test_revoking_the_current_password_is_refused(revoked: str) -> None:
+    message = only_problem(
+        {"redis:passwordGeneration": "3", "redis:revokedPasswordGeneration": revoked}
+    )
+    assert "redis:revokedPasswordGeneration" in message
+    assert "would revoke the current password" in message
+    assert "expected at most 2" in message
+
+
+def test_a_negative_revoked_generation_is_refused() -> None:
+    message = only_problem({"redis:revokedPasswordGeneration": "-1"})
+    assert "redis:revokedPasswordGeneration" in message
+
+
+def test_a_revocation_names_one_generation_so_the_next_rotation_keeps_its_previous() -> None:
+    rotated_again = load_settings(
+        {"redis:passwordGeneration": "3", "redis:revokedPasswordGeneration": "1"}
+    )
+    assert not rotated_again.previous_password_revoked
+    assert load_settings(
+        {"redis:passwordGeneration": "3", "redis:revokedPasswordGeneration": "2"}
+    ).previous_password_revoked
