@@ -33,6 +33,7 @@ SECTIONS = (
     "soak",
     "throughput",
     "migration",
+    "credentials",
 )
 
 # The goals the measurements are compared with (never asserted).
@@ -82,6 +83,17 @@ MIGRATION_SERIES = (
     "switchovers",
     "rollout_seconds",
 )
+CREDENTIAL_SERIES = (
+    "revocation_longest_write_gap_seconds",
+    "rotation_longest_write_gap_seconds",
+    "rotation_confirmed_writes_lost",
+    "revocation_confirmed_writes_lost",
+    "rotation_pulumi_up_seconds",
+    "revocation_pulumi_up_seconds",
+    "old_password_refused_everywhere",
+    "servers_rolled_by_revocation",
+)
+"""A rotation (writer on the old password) then a revocation (writer on the new one)."""
 ROLLING_SERIES = (
     "longest_write_gap_seconds",
     "switchovers",
@@ -243,6 +255,29 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
                 f"masters {section.get('masters_after')}",
             ),
         ]
+    credentials = results.get("credentials")
+    if credentials:
+        verdicts += [
+            _none_of(
+                "credentials: 0 confirmed writes lost",
+                credentials,
+                ["rotation_confirmed_writes_lost", "revocation_confirmed_writes_lost"],
+            ),
+            Verdict(
+                "credentials: the old password refused everywhere after the revocation",
+                all(credentials["old_password_refused_everywhere"])
+                if credentials.get("old_password_refused_everywhere")
+                else None,
+                f"{credentials.get('old_password_refused_everywhere')}",
+            ),
+            Verdict(
+                "credentials: a revocation rolls no server",
+                not any(credentials["servers_rolled_by_revocation"])
+                if credentials.get("servers_rolled_by_revocation")
+                else None,
+                f"rolled {credentials.get('servers_rolled_by_revocation')}",
+            ),
+        ]
     soak = results.get("soak")
     if soak and "false_failovers" in soak:
         verdicts.append(
@@ -368,6 +403,33 @@ def summary(results: Mapping[str, Any]) -> str:
         ]
         header = ["migration", "gap med s", "max s", "lost", "READONLY", "masters", "failed"]
         parts.append(table(rows, header))
+    credentials = results.get("credentials")
+    if credentials:
+        parts.append(
+            table(
+                [
+                    [
+                        "rotate+revoke",
+                        credentials["median"],
+                        credentials["max"],
+                        credentials["rotation_longest_write_gap_seconds"],
+                        sum(credentials["rotation_confirmed_writes_lost"])
+                        + sum(credentials["revocation_confirmed_writes_lost"]),
+                        credentials["old_password_refused_everywhere"],
+                        len(credentials["errors"]),
+                    ]
+                ],
+                [
+                    "credentials",
+                    "revoke gap med s",
+                    "max s",
+                    "rotation gaps s",
+                    "lost",
+                    "old refused",
+                    "failed",
+                ],
+            )
+        )
     soak = results.get("soak")
     if soak and "false_failovers" in soak:
         parts.append(

@@ -38,6 +38,7 @@ from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config, 
 from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
+from redistest.rotation import rotate_and_revoke
 from redistest.traffic import (
     finish_writer,
     longest_gap_span,
@@ -49,6 +50,7 @@ from redistest.traffic import (
 )
 
 from . import (
+    CREDENTIAL_SERIES,
     FAILURE_SCENARIOS,
     MIGRATION_SERIES,
     MIGRATIONS,
@@ -75,6 +77,8 @@ POLICIES = ("volatile-lru", "allkeys-lru")
 SOAK_CHECK_SECONDS = 30.0
 MIGRATION_STACK = "bench-migration"
 MIGRATION_NAMESPACE = "sophia-ai-bench-migration"
+CREDENTIALS_STACK = "bench-credentials"
+CREDENTIALS_NAMESPACE = "sophia-ai-bench-credentials"
 SENTINEL_EVENTS = {
     "sdown_master_lines": "+sdown master",
     "odown_master_lines": "+odown master",
@@ -432,6 +436,39 @@ class Bench:
             sections[name] = summarize_runs(self.repeat(name, once), MIGRATION_SERIES)
             self.save()
 
+    # -- credentials ---------------------------------------------------------------------
+
+    def credentials(self) -> None:
+        """Rotation then revocation, ``--runs`` times in one release of its own (generation
+        1 -> 2, revoke 1; 2 -> 3, revoke 2; ...), so the local stack keeps its password."""
+        engine = engine_overrides(self.results["engine"])
+        with own_stack(CREDENTIALS_STACK, CREDENTIALS_NAMESPACE, **engine) as release:
+            release.up()
+            start_client_pod(release.kube)
+
+            def once(index: int) -> dict[str, Any]:
+                measured = rotate_and_revoke(release, generation=index + 1)
+                rotation, revocation = measured["rotation"], measured["revocation"]
+                return {
+                    "generation": measured["generation"],
+                    **{f"rotation_{k}": v for k, v in rotation.items()},
+                    **{f"revocation_{k}": v for k, v in revocation.items()},
+                    "old_password_refused_everywhere": revocation[
+                        "old_password_refused_everywhere"
+                    ],
+                    "servers_rolled_by_revocation": revocation["servers_rolled"],
+                }
+
+            runs = self.repeat("credentials", once)
+        self.results["credentials"] = {
+            **summarize_runs(runs, CREDENTIAL_SERIES),
+            "note": "rotation: pulumi up bumping passwordGeneration under a writer on the old"
+            " password through redis_url (every pod rolls); revocation: pulumi up setting"
+            " revokedPasswordGeneration to the old generation under a writer on the new"
+            " password (only the proxy rolls, then the Job); gaps are the longest stretch"
+            " without a confirmed write during pulumi up",
+        }
+
     # -- idle soak -----------------------------------------------------------------------
 
     def soak(self) -> None:
@@ -509,6 +546,7 @@ class Bench:
             ("rolling_update", self.rolling_update),
             ("soak", self.soak),
             ("migration", self.migration),
+            ("credentials", self.credentials),
         ]
         for name, step in steps:
             if name not in selected:

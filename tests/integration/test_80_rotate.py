@@ -8,6 +8,7 @@ import time
 from redistest.deployment import Deployed
 from redistest.health import wait_healthy
 from redistest.kube import Kube
+from redistest.rotation import ACCEPTED, SECRET
 from redistest.traffic import (
     finish_writer,
     longest_gap,
@@ -27,29 +28,8 @@ print(json.dumps([redis.Redis.from_url(u, socket_timeout=5).ping() for u in cfg[
 # that met a Sentinel in TILT (open defect, README.md) keeps writes paused for the grace period
 # (30 s) before the crash failover; 40 s bounds one such stall.
 MAX_WRITE_GAP_SECONDS = 40
-SECRET = "redis-auth"
 REVOCATION_MAX_GAP_SECONDS = 10
 """A revocation rolls only the proxy: a writer on the new password reconnects once at most."""
-
-ACCEPTED = r"""
-import json, sys, redis
-cfg = json.loads(sys.stdin.read())
-out = {}
-for host in cfg["hosts"]:
-    for port in (6379, 26379):
-        try:
-            out[f"{host}:{port}"] = redis.Redis(host=host, port=port, password=cfg["password"],
-                                               socket_timeout=5).ping()
-        except redis.exceptions.AuthenticationError:
-            out[f"{host}:{port}"] = False
-        except redis.exceptions.ResponseError as error:
-            if "WRONGPASS" not in str(error):
-                raise
-            out[f"{host}:{port}"] = False
-print(json.dumps(out))
-"""
-"""Whether the application user with a password gets in on each pod's Redis and Sentinel
-(the client image's redis-py reports WRONGPASS as a plain ResponseError)."""
 
 
 def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bench import (
+    CREDENTIAL_SERIES,
     ROLLING_SERIES,
     SCENARIO_SERIES,
     TARGET_MEDIAN_UNAVAILABILITY_SECONDS,
@@ -211,6 +212,41 @@ def test_summary_reports_every_section() -> None:
     assert "cluster_up_seconds 14.2" in text
     assert "kill_master_redis" in text
     assert "NOT MET" in text and "[    met]" in text
+
+
+def credentials_run(lost: int = 0, refused: bool = True, rolled: bool = False) -> dict[str, Any]:
+    return {
+        "revocation_longest_write_gap_seconds": 0.2,
+        "rotation_longest_write_gap_seconds": 2.5,
+        "rotation_confirmed_writes_lost": lost,
+        "revocation_confirmed_writes_lost": 0,
+        "rotation_pulumi_up_seconds": 90.0,
+        "revocation_pulumi_up_seconds": 20.0,
+        "old_password_refused_everywhere": refused,
+        "servers_rolled_by_revocation": rolled,
+    }
+
+
+@pytest.mark.parametrize(
+    ("run", "failed_target"),
+    [
+        (credentials_run(), None),
+        (credentials_run(lost=2), "credentials: 0 confirmed writes lost"),
+        (
+            credentials_run(refused=False),
+            "credentials: the old password refused everywhere after the revocation",
+        ),
+        (credentials_run(rolled=True), "credentials: a revocation rolls no server"),
+    ],
+)
+def test_credentials_targets(run: dict[str, Any], failed_target: str | None) -> None:
+    section = summarize_runs([credentials_run(), run], CREDENTIAL_SERIES)
+    verdicts = verdicts_of({"credentials": section})
+    assert len(verdicts) == 3
+    assert [target for target, met in verdicts.items() if not met] == (
+        [failed_target] if failed_target else []
+    )
+    assert "rotate+revoke" in summary({"credentials": section})
 
 
 # -- the writer analysis ----------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Password rotation and revocation under a writer, for the integration test and the benchmark.
+
+A rotation (``passwordGeneration`` bumped) rolls every pod; the writer keeps the previous
+password throughout, as an application that has not yet moved would. A revocation
+(``revokedPasswordGeneration`` set to the previous generation) rolls only the proxy; the writer
+holds the current password, as an application that has moved would.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .deployment import Deployed
+from .health import wait_healthy
+from .kube import Kube
+from .traffic import (
+    finish_writer,
+    longest_gap,
+    missing_confirmed,
+    readonly_after_settle,
+    start_writer,
+    stop_writer,
+    wait_for_writes,
+)
+
+SECRET = "redis-auth"
+"""The release's Secret (release name ``redis``)."""
+WRITER_SECONDS = 600.0
+"""Upper bound of the writer; it is stopped once ``pulumi up`` has returned."""
+
+ACCEPTED = r"""
+import json, sys, redis
+cfg = json.loads(sys.stdin.read())
+out = {}
+for host in cfg["hosts"]:
+    for port in (6379, 26379):
+        try:
+            out[f"{host}:{port}"] = redis.Redis(host=host, port=port, password=cfg["password"],
+                                               socket_timeout=5).ping()
+        except redis.exceptions.AuthenticationError:
+            out[f"{host}:{port}"] = False
+        except redis.exceptions.ResponseError as error:
+            if "WRONGPASS" not in str(error):
+                raise
+            out[f"{host}:{port}"] = False
+print(json.dumps(out))
+"""
+"""Whether the application user with a password gets in on each pod's Redis and Sentinel
+(the client image's redis-py reports WRONGPASS as a plain ResponseError)."""
+
+
+def accepted(kube: Kube, password: str) -> dict[str, bool]:
+    """``host:port`` of every server and Sentinel of ``kube``'s release: whether ``password``
+    logs the application user in there (probed from the namespace's client pod)."""
+    hosts = [f"{pod}.redis-headless" for pod in kube.redis_pods()]
+    result: dict[str, bool] = kube.client_python(ACCEPTED, {"hosts": hosts, "password": password})
+    return result
+
+
+def server_pod_uids(kube: Kube) -> dict[str, str]:
+    """UID of each server pod, by name: a pod that was replaced has a new one."""
+    pods = kube.json("get", "pods", "-l", "app.kubernetes.io/component=server")["items"]
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+
+
+def change_under_writer(
+    release: Deployed, prefix: str, **config: str
+) -> tuple[dict[str, Any], float, float]:
+    """``pulumi up`` with ``config`` while a writer writes through the current ``redis_url``;
+    the writer's figures (longest gap over the ``up``, writes, losses, READONLY errors after
+    settle) and when the ``up`` began and ended."""
+    kube, url = release.kube, release.url
+    begun = time.time()
+    writer = start_writer(kube, url, prefix, WRITER_SECONDS)
+    try:
+        wait_for_writes(writer, since=begun)
+        started = time.time()
+        release.up(**config)
+        finished = time.time()
+        wait_healthy(kube)
+        # Stop only once the writer has written through the final master.
+        wait_for_writes(writer, since=time.time())
+    finally:
+        stop_writer(writer)
+    run = finish_writer(writer, prefix, timeout=60)
+    figures = {
+        "pulumi_up_seconds": round(finished - started, 3),
+        "longest_write_gap_seconds": round(
+            longest_gap([t for _, t in run.confirmed], started, finished), 3
+        ),
+        "confirmed_writes": len(run.confirmed),
+        "confirmed_writes_lost": len(missing_confirmed(kube, url, run)),
+        "readonly_errors_after_settle": readonly_after_settle(run, started),
+        "writer_errors": run.errors,
+    }
+    return figures, started, finished
+
+
+def rotate_and_revoke(release: Deployed, generation: int) -> dict[str, Any]:
+    """Rotates from ``generation`` to the next under a writer on the old password, then revokes
+    ``generation`` under a writer on the new one; the figures of both steps and whether the old
+    password ended refused everywhere while the new one is accepted everywhere."""
+    kube = release.kube
+    old_password = str(release.outputs["redis_password"])
+    stamp = int(time.time())
+    rotation, _, _ = change_under_writer(
+        release, f"bench-rotate-{stamp}", passwordGeneration=str(generation + 1)
+    )
+    new_password = str(release.outputs["redis_password"])
+    rotation["old_password_still_accepted"] = all(accepted(kube, old_password).values())
+    uids_before = server_pod_uids(kube)
+    revocation, _, _ = change_under_writer(
+        release,
+        f"bench-revoke-{stamp}",
+        passwordGeneration=str(generation + 1),
+        revokedPasswordGeneration=str(generation),
+    )
+    revocation["servers_rolled"] = server_pod_uids(kube) != uids_before
+    revocation["old_password_refused_everywhere"] = not any(accepted(kube, old_password).values())
+    revocation["new_password_accepted_everywhere"] = all(accepted(kube, new_password).values())
+    revocation["previous_password_in_secret"] = "previous-password" in kube.secret_values(SECRET)
+    return {"generation": generation + 1, "rotation": rotation, "revocation": revocation}
