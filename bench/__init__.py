@@ -85,15 +85,19 @@ MIGRATION_SERIES = (
 )
 CREDENTIAL_SERIES = (
     "revocation_longest_write_gap_seconds",
+    "rotation_new_password_longest_write_gap_seconds",
     "rotation_longest_write_gap_seconds",
+    "rotation_new_password_first_write_after_seconds",
     "rotation_confirmed_writes_lost",
+    "rotation_new_password_confirmed_writes_lost",
     "revocation_confirmed_writes_lost",
     "rotation_pulumi_up_seconds",
     "revocation_pulumi_up_seconds",
     "old_password_refused_everywhere",
     "servers_rolled_by_revocation",
 )
-"""A rotation (writer on the old password) then a revocation (writer on the new one)."""
+"""A rotation (writers on the old and on the new password) then a revocation (writer on the
+new one)."""
 ROLLING_SERIES = (
     "longest_write_gap_seconds",
     "switchovers",
@@ -261,7 +265,11 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
             _none_of(
                 "credentials: 0 confirmed writes lost",
                 credentials,
-                ["rotation_confirmed_writes_lost", "revocation_confirmed_writes_lost"],
+                [
+                    "rotation_confirmed_writes_lost",
+                    "rotation_new_password_confirmed_writes_lost",
+                    "revocation_confirmed_writes_lost",
+                ],
             ),
             Verdict(
                 "credentials: the old password refused everywhere after the revocation",
@@ -412,8 +420,10 @@ def summary(results: Mapping[str, Any]) -> str:
                         "rotate+revoke",
                         credentials["median"],
                         credentials["max"],
+                        credentials["rotation_new_password_longest_write_gap_seconds"],
                         credentials["rotation_longest_write_gap_seconds"],
                         sum(credentials["rotation_confirmed_writes_lost"])
+                        + sum(credentials["rotation_new_password_confirmed_writes_lost"])
                         + sum(credentials["revocation_confirmed_writes_lost"]),
                         credentials["old_password_refused_everywhere"],
                         len(credentials["errors"]),
@@ -423,7 +433,8 @@ def summary(results: Mapping[str, Any]) -> str:
                     "credentials",
                     "revoke gap med s",
                     "max s",
-                    "rotation gaps s",
+                    "rotation gaps new pw s",
+                    "old pw s",
                     "lost",
                     "old refused",
                     "failed",

@@ -463,7 +463,9 @@ class Bench:
         self.results["credentials"] = {
             **summarize_runs(runs, CREDENTIAL_SERIES),
             "note": "rotation: pulumi up bumping passwordGeneration under a writer on the old"
-            " password through redis_url (every pod rolls); revocation: pulumi up setting"
+            " password through redis_url (every pod rolls) and a second one started on the new"
+            " password once the Secret holds it (its gap counts from its first confirmed"
+            " write); revocation: pulumi up setting"
             " revokedPasswordGeneration to the old generation under a writer on the new"
             " password (only the proxy rolls, then the Job); gaps are the longest stretch"
             " without a confirmed write during pulumi up",

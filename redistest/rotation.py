@@ -1,15 +1,22 @@
-"""Password rotation and revocation under a writer, for the integration test and the benchmark.
+"""Password rotation and revocation under writers, for the benchmark and the integration test.
 
-A rotation (``passwordGeneration`` bumped) rolls every pod; the writer keeps the previous
-password throughout, as an application that has not yet moved would. A revocation
-(``revokedPasswordGeneration`` set to the previous generation) rolls only the proxy; the writer
+A rotation (``passwordGeneration`` bumped) rolls every pod. One writer keeps the previous
+password throughout, as an application that has not moved yet; a second one takes the new
+password from the Secret the moment ``pulumi up`` writes it, as an application that reloads its
+credentials would, and its gap counts from its first confirmed write (before that, no pod knows
+the new password: the first pod of the roll teaches it to the others). A revocation
+(``revokedPasswordGeneration`` set to the previous generation) rolls only the proxy; its writer
 holds the current password, as an application that has moved would.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
+
+from components.auth import redis_url
 
 from .deployment import Deployed
 from .health import wait_healthy
@@ -97,6 +104,69 @@ def change_under_writer(
     return figures, started, finished
 
 
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with its password replaced (percent-encoded as the program encodes it)."""
+    parts = urlsplit(url)
+    database = int(parts.path.lstrip("/") or 0)
+    return redis_url(password, str(parts.hostname), int(parts.port or 6379), database)
+
+
+def rotate_with_a_new_password_writer(
+    release: Deployed, prefix: str, generation: int
+) -> dict[str, Any]:
+    """``pulumi up`` to ``generation`` under a writer on the old password, and the figures of a
+    second writer started on the new password as soon as the Secret holds it."""
+    kube, old_url = release.kube, release.url
+    old_password = kube.secret_values(SECRET)["password"]
+    outcome: dict[str, Any] = {}
+
+    def new_password_writer() -> None:
+        deadline = time.time() + WRITER_SECONDS
+        while time.time() < deadline and not outcome.get("done"):
+            try:
+                password = kube.secret_values(SECRET).get("password", old_password)
+            except AssertionError:  # replaced: deleted, then created (it has a fixed name)
+                password = old_password
+            if password != old_password:
+                break
+            time.sleep(0.2)
+        else:
+            return
+        outcome["secret_changed_at"] = time.time()
+        outcome["writer"] = start_writer(
+            kube, url_with_password(old_url, password), f"{prefix}-new", WRITER_SECONDS
+        )
+
+    watcher = threading.Thread(target=new_password_writer, daemon=True)
+    watcher.start()
+    try:
+        figures, started, finished = change_under_writer(
+            release, prefix, passwordGeneration=str(generation)
+        )
+    finally:
+        outcome["done"] = True
+        watcher.join(timeout=60)
+        if "writer" in outcome:
+            stop_writer(outcome["writer"])
+    if "writer" not in outcome:
+        raise AssertionError("the Secret never held a new password during the rotation")
+    run = finish_writer(outcome["writer"], f"{prefix}-new", timeout=60)
+    first = min((t for _, t in run.confirmed), default=None)
+    if first is None:
+        raise AssertionError(f"no write confirmed on the new password: {run.errors}")
+    figures.update(
+        {
+            "new_password_first_write_after_seconds": round(first - started, 3),
+            "new_password_longest_write_gap_seconds": round(
+                longest_gap([t for _, t in run.confirmed], first, finished), 3
+            ),
+            "new_password_confirmed_writes": len(run.confirmed),
+            "new_password_confirmed_writes_lost": len(missing_confirmed(kube, release.url, run)),
+        }
+    )
+    return figures
+
+
 def rotate_and_revoke(release: Deployed, generation: int) -> dict[str, Any]:
     """Rotates from ``generation`` to the next under a writer on the old password, then revokes
     ``generation`` under a writer on the new one; the figures of both steps and whether the old
@@ -104,9 +174,7 @@ def rotate_and_revoke(release: Deployed, generation: int) -> dict[str, Any]:
     kube = release.kube
     old_password = str(release.outputs["redis_password"])
     stamp = int(time.time())
-    rotation, _, _ = change_under_writer(
-        release, f"bench-rotate-{stamp}", passwordGeneration=str(generation + 1)
-    )
+    rotation = rotate_with_a_new_password_writer(release, f"bench-rotate-{stamp}", generation + 1)
     new_password = str(release.outputs["redis_password"])
     rotation["old_password_still_accepted"] = all(accepted(kube, old_password).values())
     uids_before = server_pod_uids(kube)

@@ -217,8 +217,11 @@ def test_summary_reports_every_section() -> None:
 def credentials_run(lost: int = 0, refused: bool = True, rolled: bool = False) -> dict[str, Any]:
     return {
         "revocation_longest_write_gap_seconds": 0.2,
+        "rotation_new_password_longest_write_gap_seconds": 1.5,
         "rotation_longest_write_gap_seconds": 2.5,
+        "rotation_new_password_first_write_after_seconds": 20.0,
         "rotation_confirmed_writes_lost": lost,
+        "rotation_new_password_confirmed_writes_lost": 0,
         "revocation_confirmed_writes_lost": 0,
         "rotation_pulumi_up_seconds": 90.0,
         "revocation_pulumi_up_seconds": 20.0,
