@@ -121,9 +121,18 @@ class Access(RoleComponent):
             )
             if not settings.previous_password_revoked:
                 secret_data[PREVIOUS_PASSWORD_KEY] = previous.result
+        internal_generation = settings.internal_password_generation
         for credential in INTERNAL_CREDENTIALS:
-            internal = self._generated_password(f"{name}-{credential.role}-password")
+            internal = self._generated_password(
+                internal_password_resource_name(name, credential.role, internal_generation)
+            )
             secret_data[credential.secret_key] = internal.result
+            if internal_generation > 1:
+                previous_internal = self._generated_password(
+                    internal_password_resource_name(name, credential.role, internal_generation - 1)
+                )
+                if not settings.previous_internal_passwords_revoked:
+                    secret_data[credential.previous_secret_key] = previous_internal.result
         self.secret = k8s.core.v1.Secret(
             f"{name}-auth",
             metadata=object_metadata(settings, names.secret),
@@ -137,8 +146,8 @@ class Access(RoleComponent):
             automount_service_account_token=False,
             opts=in_namespace,
         )
-        self.auth_checksum = hashlib.sha256(str(settings.password_generation).encode()).hexdigest()
-        self.proxy_auth_checksum = self.auth_checksum
+        self.auth_checksum = server_auth_checksum(settings.password_generation, internal_generation)
+        self.proxy_auth_checksum = server_auth_checksum(settings.password_generation, 1)
         if settings.previous_password_revoked:
             revoked = f"{settings.password_generation}/revoked"
             self.proxy_auth_checksum = hashlib.sha256(revoked.encode()).hexdigest()
@@ -190,3 +199,20 @@ class Access(RoleComponent):
             min_lower=2,
             opts=self.moved_options(),
         )
+
+
+def internal_password_resource_name(name: str, role: str, generation: int) -> str:
+    """The RandomPassword of an internal role's generation: ``<name>-<role>-password`` for the
+    first (as before internal rotation existed, so no upgrade replaces it), ``-v<N>`` after."""
+    base = f"{name}-{role}-password"
+    return base if generation == 1 else f"{base}-v{generation}"
+
+
+def server_auth_checksum(password_generation: int, internal_generation: int) -> str:
+    """Checksum of the password generations for the server pods' template: a rotation of the
+    application or of the internal passwords rolls them. With internal generation 1 it is the
+    checksum of the application generation alone, as before internal rotation existed."""
+    text = str(password_generation)
+    if internal_generation > 1:
+        text += f"/internal-{internal_generation}"
+    return hashlib.sha256(text.encode()).hexdigest()

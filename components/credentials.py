@@ -167,6 +167,16 @@ class Credential:
     sentinel_rules: str
     """ACL rules of ``sentinel_user``."""
 
+    @property
+    def previous_secret_key(self) -> str:
+        """Key of the Secret holding the previous generation's password during a rotation."""
+        return f"previous-{self.secret_key}"
+
+    @property
+    def previous_env(self) -> str:
+        """Environment variable of the previous generation's password during a rotation."""
+        return self.env.replace("REDIS_", "REDIS_PREVIOUS_", 1)
+
 
 APPLICATION = Credential(
     role="application",
@@ -218,9 +228,9 @@ CREDENTIALS = (APPLICATION, ADMIN, REPLICATION, SENTINEL, MONITORING)
 INTERNAL_CREDENTIALS = (ADMIN, REPLICATION, SENTINEL, MONITORING)
 """Credentials that never leave the cluster."""
 
-PREVIOUS_APPLICATION_KEY = "previous-password"
+PREVIOUS_APPLICATION_KEY = APPLICATION.previous_secret_key
 """Secret key of the previous application password during a rotation."""
-PREVIOUS_APPLICATION_ENV = "REDIS_PREVIOUS_PASSWORD"
+PREVIOUS_APPLICATION_ENV = APPLICATION.previous_env
 
 
 def constants(credentials: tuple[Credential, ...] = CREDENTIALS) -> dict[str, str]:
@@ -229,6 +239,7 @@ def constants(credentials: tuple[Credential, ...] = CREDENTIALS) -> dict[str, st
     for credential in credentials:
         prefix = credential.role.upper()
         values[f"{prefix}_PASSWORD_ENV"] = credential.env
+        values[f"{prefix}_PREVIOUS_PASSWORD_ENV"] = credential.previous_env
         values[f"{prefix}_USER"] = credential.redis_user or ""
         values[f"{prefix}_ACL_RULES"] = credential.redis_rules
         values[f"{prefix}_SENTINEL_USER"] = credential.sentinel_user or ""

@@ -27,8 +27,8 @@ class RedisSentinel(pulumi.ComponentResource):
     * :class:`~components.servers.RedisServers`: the StatefulSet, its ConfigMap and Services;
     * :class:`~components.routing.MasterRouting`: the HAProxy tier and ``<name>-service``;
     * :class:`~components.publishing.Publishing`: the outputs and the ESC environment;
-    * :class:`~components.revocation.Revocation`: when the previous application password is
-      revoked, the Job that revokes it on the running pods.
+    * :class:`~components.revocation.Revocation`: when a previous application or internal
+      generation is revoked, the Job that revokes it on the running pods.
     """
 
     redis_url: pulumi.Output[str]
@@ -56,7 +56,7 @@ class RedisSentinel(pulumi.ComponentResource):
         access = Access(name, AccessArgs(settings), child)
         servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)
         routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
-        if settings.previous_password_revoked:
+        if settings.previous_password_revoked or settings.previous_internal_passwords_revoked:
             Revocation(
                 name, RevocationArgs(settings, after=[servers.statefulset, routing.proxy]), child
             )

@@ -164,6 +164,12 @@ class RedisSettings:
     the servers (0: none). Only the previous generation is ever still valid, so only
     ``password_generation - 1`` revokes anything; the next rotation keeps its previous password
     again until this is raised to match."""
+    internal_password_generation: int = 1
+    """Bump to rotate the passwords of every internal role (admin, replication, Sentinel,
+    monitoring) together; the previous ones stay valid during the roll."""
+    revoked_internal_password_generation: int = 0
+    """The internal passwords' generation refused everywhere, without rolling the servers
+    (0: none); only ``internal_password_generation - 1`` revokes anything."""
     cluster_domain: str = "cluster.local"
     """Cluster DNS domain used in pod and Service host names."""
     termination_grace_period_seconds: int = 30
@@ -196,6 +202,14 @@ class RedisSettings:
         """Whether the previous application password (generation ``password_generation - 1``)
         is revoked: dropped from the Secret and refused by the running pods."""
         return 0 < self.revoked_password_generation == self.password_generation - 1
+
+    @property
+    def previous_internal_passwords_revoked(self) -> bool:
+        """Whether the internal roles' previous passwords are revoked: dropped from the Secret
+        and refused by the running pods."""
+        return (
+            0 < self.revoked_internal_password_generation == self.internal_password_generation - 1
+        )
 
     @property
     def coordinated_failover(self) -> bool:
@@ -345,6 +359,14 @@ KEYS: dict[str, _Key] = {
         "revoked_password_generation",
         "0 or a password generation below passwordGeneration",
     ),
+    "internalPasswordGeneration": _Key(
+        _as_int, "internal_password_generation", "an integer of at least 1"
+    ),
+    "revokedInternalPasswordGeneration": _Key(
+        _as_int,
+        "revoked_internal_password_generation",
+        "0 or a generation below internalPasswordGeneration",
+    ),
     "clusterDomain": _Key(_as_str, "cluster_domain", "a DNS domain such as cluster.local"),
     "terminationGracePeriodSeconds": _Key(
         _as_int, "termination_grace_period_seconds", "an integer from 20 to 600"
@@ -486,6 +508,13 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     _check_range(problems, "passwordGeneration", settings.password_generation, 1, 1_000_000)
     _check_range(
         problems,
+        "internalPasswordGeneration",
+        settings.internal_password_generation,
+        1,
+        1_000_000,
+    )
+    _check_range(
+        problems,
         "terminationGracePeriodSeconds",
         settings.termination_grace_period_seconds,
         20,
@@ -493,7 +522,16 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     )
     if not unparsed & {"engine", "image", "engine_version"}:
         _check_engine(problems, settings)
-    _check_revocation(problems, settings)
+    _check_revocation(
+        problems,
+        ("revokedPasswordGeneration", settings.revoked_password_generation),
+        ("passwordGeneration", settings.password_generation),
+    )
+    _check_revocation(
+        problems,
+        ("revokedInternalPasswordGeneration", settings.revoked_internal_password_generation),
+        ("internalPasswordGeneration", settings.internal_password_generation),
+    )
     if settings.esc_publish and not settings.esc_organization:
         problems.append(f"{_key('escOrganization')}: required when {_key('escPublish')} is true")
     if problems:
@@ -501,20 +539,21 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
     return replace(settings, sentinel_quorum=quorum, maxmemory_bytes=maxmemory or 0)
 
 
-def _check_revocation(problems: list[str], settings: RedisSettings) -> None:
+def _check_revocation(
+    problems: list[str], revoked_key: tuple[str, int], generation_key: tuple[str, int]
+) -> None:
     """A revoked generation must be an earlier one: revoking the current password would lock
-    every client out."""
-    revoked, current = settings.revoked_password_generation, settings.password_generation
-    key = _key("revokedPasswordGeneration")
+    out whoever holds it."""
+    (revoked_name, revoked), (generation_name, current) = revoked_key, generation_key
+    key, generation = _key(revoked_name), _key(generation_name)
     if revoked < 0:
         problems.append(f"{key}: {revoked} is not allowed: 0 or a generation below {current}")
     elif revoked and current == 1:
         problems.append(
-            f"{key}: {revoked} is not allowed while {_key('passwordGeneration')} is 1: there "
-            f"is no previous password to revoke (bump {_key('passwordGeneration')} to rotate "
-            "first)"
+            f"{key}: {revoked} is not allowed while {generation} is 1: there is no previous "
+            f"password to revoke (bump {generation} to rotate first)"
         )
-    elif revoked >= current:
+    elif revoked and revoked >= current:
         problems.append(
             f"{key}: {revoked} would revoke the current password (generation {current}); "
             f"expected at most {current - 1}"

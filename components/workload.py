@@ -9,6 +9,7 @@ from .credentials import (
     ADMIN,
     APPLICATION,
     CREDENTIALS,
+    INTERNAL_CREDENTIALS,
     PREVIOUS_APPLICATION_ENV,
     PREVIOUS_APPLICATION_KEY,
 )
@@ -85,16 +86,27 @@ def zone_spread(labels: dict[str, str]) -> list[Json]:
     ]
 
 
-def pod_env(names: Names) -> list[Json]:
+def pod_env(settings: RedisSettings, names: Names) -> list[Json]:
     """Environment of both containers: who the pod is and every role's password (the servers
-    define every role's user); ``REDISCLI_AUTH`` is the admin's, for the scripts and operators.
-    Everything else the scripts need is in ``constants.sh``."""
+    define every role's user), the previous ones while a rotation keeps them (optional: a
+    revocation drops them from the Secret without changing the spec); ``REDISCLI_AUTH`` is the
+    admin's, for the scripts and operators. Everything else the scripts need is in
+    ``constants.sh``."""
+    previous_internal = (
+        [
+            secret_env(c.previous_env, names.secret, c.previous_secret_key, optional=True)
+            for c in INTERNAL_CREDENTIALS
+        ]
+        if settings.internal_password_generation > 1
+        else []
+    )
     return [
         field_env("POD_NAME", "metadata.name"),
         field_env("REVISION", "metadata.labels['controller-revision-hash']"),
         {"name": "REDISCLI_HISTFILE", "value": "/dev/null"},
         *(secret_env(c.env, names.secret, c.secret_key) for c in CREDENTIALS),
         secret_env(PREVIOUS_APPLICATION_ENV, names.secret, PREVIOUS_APPLICATION_KEY, optional=True),
+        *previous_internal,
         secret_env("REDISCLI_AUTH", names.secret, ADMIN.secret_key),
     ]
 
@@ -122,7 +134,7 @@ def redis_container(settings: RedisSettings, names: Names) -> Json:
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": _script_command("start-redis.sh"),
-        "env": pod_env(names),
+        "env": pod_env(settings, names),
         "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
         "resources": settings.resources["redis"].as_kubernetes(),
         "securityContext": restricted_container_security(),
@@ -149,7 +161,7 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": _script_command("start-sentinel.sh"),
-        "env": pod_env(names),
+        "env": pod_env(settings, names),
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
         "resources": settings.resources["sentinel"].as_kubernetes(),
         "securityContext": restricted_container_security(),

@@ -302,6 +302,11 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 APPLICATION_PASSWORD_NAME = re.compile(r"-password-v[0-9]+$")
 """Resource names of the application password's generations; every other RandomPassword of
 the stack is an internal credential (admin, replication, Sentinel, monitoring)."""
+INTERNAL_PASSWORD_NAME = re.compile(
+    r"-(admin|replication|sentinel|monitoring)-password(-v[0-9]+)?$"
+)
+"""Resource names of the internal roles' passwords, of every generation (``-v<N>`` from the
+second on, which the application pattern alone would take for an application password)."""
 CREDENTIAL_HOLDERS = (RANDOM_PASSWORD, "kubernetes:core/v1:Secret")
 """The only resources allowed to hold an internal credential."""
 
@@ -314,7 +319,7 @@ def internal_credential_leaks(resources: Sequence[tuple[str, str, Mapping[str, A
         str(props["result"])
         for resource_type, name, props in resources
         if resource_type == RANDOM_PASSWORD
-        and not APPLICATION_PASSWORD_NAME.search(name)
+        and (INTERNAL_PASSWORD_NAME.search(name) or not APPLICATION_PASSWORD_NAME.search(name))
         and isinstance(props.get("result"), str)
         and props["result"]
     ]

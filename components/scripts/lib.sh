@@ -161,16 +161,22 @@ role_password() {
     eval "printf '%s' \"\${$_variable:-}\""
 }
 
-# role_hashes ROLE: ACL password rules of ROLE: its password, the previous application password
-# during a rotation, and LEGACY_ADMIN_HASHES for the admin while pods of a release from before
+# role_previous_password ROLE: the previous password of ROLE while a rotation keeps it.
+role_previous_password() {
+    eval "_variable=\$$1_PREVIOUS_PASSWORD_ENV"
+    eval "printf '%s' \"\${$_variable:-}\""
+}
+
+# role_hashes ROLE: ACL password rules of ROLE: its password, its previous one while a rotation
+# keeps it, and LEGACY_ADMIN_HASHES for the admin while pods of a release from before
 # credentials by role still run.
 role_hashes() {
     # An unset password gives no hash: the user is on but nobody can log in as it.
     _password=$(role_password "$1")
     [ -z "$_password" ] || printf '#%s' "$(password_hash "$_password")"
-    if [ "$1" = APPLICATION ] && [ -n "${REDIS_PREVIOUS_PASSWORD:-}" ] &&
-        [ "$REDIS_PREVIOUS_PASSWORD" != "$REDIS_PASSWORD" ]; then
-        printf ' #%s' "$(password_hash "$REDIS_PREVIOUS_PASSWORD")"
+    _previous=$(role_previous_password "$1")
+    if [ -n "$_previous" ] && [ "$_previous" != "$_password" ]; then
+        printf ' #%s' "$(password_hash "$_previous")"
     fi
     if [ "$1" = ADMIN ] && [ -n "${LEGACY_ADMIN_HASHES:-}" ]; then
         printf ' %s' "$LEGACY_ADMIN_HASHES"
@@ -234,10 +240,26 @@ teach_legacy_peer() (
     exit 1
 )
 
+# teach_previous_generation_peer HOST: a pod still on the previous internal passwords (its admin
+# user takes the previous admin password) learns every role's current password, so that this
+# pod replicates from it, and its Sentinel and this pod's Sentinel talk to each other. Fails
+# when there is no previous admin password or HOST does not take it.
+teach_previous_generation_peer() (
+    REDISCLI_AUTH=$(role_previous_password ADMIN)
+    [ -n "$REDISCLI_AUTH" ] || exit 1
+    [ "$(redis_cmd "$1" PING)" = PONG ] || exit 1
+    for role in $ROLES; do
+        setuser_role "$role" redis "$ADMIN_USER" "$1"
+        setuser_role "$role" sentinel "$ADMIN_SENTINEL_USER" "$1"
+    done
+    exit 0
+)
+
 # teach_peers: peers still on the previous spec learn this spec's credentials, so replication,
 # Sentinel and the proxy keep working while the pods roll: the current application password (new
 # after a rotation; ACL SETUSER adds it to those a pod accepts, so this is a no-op otherwise),
-# every role's user on pods from before credentials by role. Prints the hash of the
+# every role's password on pods still on the previous internal passwords, every role's user on
+# pods from before credentials by role. Prints the hash of the
 # application password while such a legacy pod answers (this pod's admin user must take it
 # meanwhile: those pods' scripts and the previous proxy authenticate with it); once none does,
 # no admin user of a peer takes it any more.
@@ -252,7 +274,13 @@ teach_peers() {
             setuser_role APPLICATION sentinel "$ADMIN_SENTINEL_USER" "$_peer"
             ;;
         '') ;;
-        *) teach_legacy_peer "$_peer" && _legacy_seen=1 ;;
+        *)
+            if teach_previous_generation_peer "$_peer"; then
+                log "taught $_peer the rotated internal passwords"
+            elif teach_legacy_peer "$_peer"; then
+                _legacy_seen=1
+            fi
+            ;;
         esac
     done
     _legacy_hash="#$(password_hash "$REDIS_PASSWORD")"

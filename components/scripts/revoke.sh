@@ -1,27 +1,39 @@
 #!/bin/sh
-# Revokes the previous application password: on every pod's Redis server and Sentinel the
-# application user keeps the current password only. Runs as a Job after the proxy rolled onto
-# the current password; retries until REVOKE_DEADLINE_SECONDS, then fails naming the pods left.
+# Revokes the previous passwords of REVOKE_ROLES (APPLICATION, or the internal roles): on every
+# pod's Redis server and Sentinel each of their users keeps its current password only. Runs as
+# a Job once the servers (and, for the application, the proxy) run on the current passwords;
+# retries until REVOKE_DEADLINE_SECONDS, then fails naming the users and pods left.
 set -eu
 # shellcheck source=lib.sh
 . /scripts/lib.sh
 
-current="#$(password_hash "$REDIS_PASSWORD")"
+# reset_password ROLE redis|sentinel HOST: ROLE's user there takes its current password only.
+reset_password() {
+    _user=$(role_user "$1" "$2")
+    [ -n "$_user" ] || return 0
+    _current="#$(password_hash "$(role_password "$1")")"
+    if [ "$2" = redis ]; then
+        [ "$(redis_cmd "$3" ACL SETUSER "$_user" resetpass "$_current")" = OK ]
+    else
+        [ "$(sentinel_cmd "$3" ACL SETUSER "$_user" resetpass "$_current")" = OK ]
+    fi
+}
+
 deadline=$(($(date +%s) + REVOKE_DEADLINE_SECONDS))
 while :; do
     left=""
     for host in $(pod_hosts); do
-        [ "$(redis_cmd "$host" ACL SETUSER "$APPLICATION_USER" resetpass "$current")" = OK ] ||
-            left="$left $host:$REDIS_PORT"
-        [ "$(sentinel_cmd "$host" ACL SETUSER "$APPLICATION_SENTINEL_USER" resetpass "$current")" = OK ] ||
-            left="$left $host:$SENTINEL_PORT"
+        for role in $REVOKE_ROLES; do
+            reset_password "$role" redis "$host" || left="$left $role@$host:$REDIS_PORT"
+            reset_password "$role" sentinel "$host" || left="$left $role@$host:$SENTINEL_PORT"
+        done
     done
     if [ -z "$left" ]; then
-        log "previous application password revoked on every server and Sentinel"
+        log "previous passwords of $REVOKE_ROLES revoked on every server and Sentinel"
         exit 0
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
-        log "previous application password still accepted by:$left"
+        log "previous passwords still accepted by:$left"
         exit 1
     fi
     sleep "$POLL_SECONDS"

@@ -34,6 +34,8 @@ from pulumi_policy import (  # noqa: E402
 )
 from pulumi_policy.proxy import unknown_checking_proxy  # noqa: E402
 
+from components.access import internal_password_resource_name  # noqa: E402
+from components.credentials import INTERNAL_CREDENTIALS  # noqa: E402
 from tests.harness import FAKE_PASSWORD, fake_password_result, run_program, stack_config  # noqa: E402
 
 STS = "kubernetes:apps/v1:StatefulSet"
@@ -640,6 +642,23 @@ def test_an_internal_credential_in_the_esc_environment_violates() -> None:
     assert ESC_ENVIRONMENT in message and "redis-esc" in message and admin not in message
     application = [*resources, (ESC_ENVIRONMENT, "redis-esc", {"yaml": FAKE_PASSWORD})]
     assert rp.internal_credential_leaks(application) == []
+
+
+def test_a_rotated_internal_credential_is_still_internal() -> None:
+    admin_v2 = "redis-admin-password-v2"
+    resources = [
+        (rp.RANDOM_PASSWORD, admin_v2, {"result": fake_password_result(admin_v2)}),
+        (rp.RANDOM_PASSWORD, "redis-password-v3", {"result": FAKE_PASSWORD}),
+        (ESC_ENVIRONMENT, "redis-esc", {"yaml": fake_password_result(admin_v2)}),
+    ]
+    assert len(rp.internal_credential_leaks(resources)) == 1
+    names = {
+        internal_password_resource_name("redis", credential.role, generation)
+        for credential in INTERNAL_CREDENTIALS
+        for generation in (1, 2)
+    }
+    assert all(rp.INTERNAL_PASSWORD_NAME.search(name) for name in names), names
+    assert not rp.INTERNAL_PASSWORD_NAME.search("redis-password-v2")
 
 
 def test_the_pack_runs_as_pulumi_runs_it() -> None:

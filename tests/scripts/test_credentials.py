@@ -1,17 +1,19 @@
-"""Credentials by role: each holds its boundary on every engine, and a revocation refuses the
-previous application password everywhere while replication and Sentinel carry on."""
+"""Credentials by role: each holds its boundary on every engine; a revocation refuses the
+previous application password everywhere while replication and Sentinel carry on; the internal
+roles' passwords rotate and are revoked without losing a write."""
 
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
 
-from components.credentials import ADMIN, CREDENTIALS
+from components.credentials import ADMIN, APPLICATION, CREDENTIALS, INTERNAL_CREDENTIALS
 from components.naming import REDIS_PORT, SENTINEL_PORT
-from components.revocation import revocation_job_spec
+from components.revocation import RevokedPasswords, revocation_job_spec
 from components.workload import PASSWORD_KEY, PREVIOUS_PASSWORD_KEY
 from redistest.boundaries import probe
 from redistest.engines import default_engine, engine_config
@@ -62,9 +64,11 @@ def accepts(pod: Pod, password: str) -> dict[str, bool]:
     return result
 
 
-def run_revocation(cluster: LoopbackSet) -> subprocess.CompletedProcess[str]:
-    """The revocation Job of the program, run against the set."""
-    return cluster.run_job(revocation_job_spec(cluster.settings, cluster.names))
+def run_revocation(
+    cluster: LoopbackSet, revoked: RevokedPasswords
+) -> subprocess.CompletedProcess[str]:
+    """A revocation Job of the program, run against the set."""
+    return cluster.run_job(revocation_job_spec(cluster.settings, cluster.names, revoked))
 
 
 def test_rotation_then_revocation_refuses_the_previous_password_everywhere(
@@ -84,7 +88,7 @@ def test_rotation_then_revocation_refuses_the_previous_password_everywhere(
     with Writer(cluster, password=NEW_PASSWORD) as writer:
         writer.wait_confirmed(100)
         cluster.secret = {k: v for k, v in cluster.secret.items() if k != PREVIOUS_PASSWORD_KEY}
-        revocation = run_revocation(cluster)
+        revocation = run_revocation(cluster, RevokedPasswords("application", (APPLICATION,), 1))
         assert revocation.returncode == 0, revocation.stderr
         writer.wait_confirmed(100)
     assert writer.result.other_errors == 0
@@ -128,3 +132,73 @@ def test_upgrade_from_the_single_password_layout_loses_no_write_and_ends_least_p
         cluster.settings.master_set_name,
     )
     assert broken == [], "after the roll no admin user takes the application password"
+
+
+def rotated_password(credential_role: str) -> str:
+    return f"Rotated-{credential_role}-Pa55word!*+_for.tests~0123456789"
+
+
+def admin_accepted(pod: Pod, password: str) -> dict[str, bool]:
+    """Whether the admin user with ``password`` gets in on the pod's Redis and Sentinel."""
+    result = {}
+    for port, client in (
+        ("redis", pod.client(password)),
+        ("sentinel", pod.sentinel(password, ADMIN.sentinel_user)),
+    ):
+        try:
+            result[port] = bool(client.ping())
+        except redis.AuthenticationError:
+            result[port] = False
+    return result
+
+
+@pytest.mark.every_engine
+def test_internal_passwords_rotate_then_are_revoked_without_losing_a_write(
+    loopback: LoopbackFactory,
+) -> None:
+    cluster = loopback()
+    cluster.start()
+    cluster.wait_healthy(60)
+    old = {c.secret_key: cluster.secret[c.secret_key] for c in INTERNAL_CREDENTIALS}
+    rotated = {c.secret_key: rotated_password(c.role) for c in INTERNAL_CREDENTIALS}
+    with Writer(cluster, password=FAKE_PASSWORD) as writer:
+        writer.wait_confirmed(200)
+        cluster.rolling_update(
+            replace(cluster.settings, internal_password_generation=2),
+            revision="rev-2",
+            secret={
+                PASSWORD_KEY: FAKE_PASSWORD,
+                **rotated,
+                **{c.previous_secret_key: old[c.secret_key] for c in INTERNAL_CREDENTIALS},
+            },
+        )
+        writer.wait_confirmed(200)
+        first_updated = cluster.pod(len(cluster.pods) - 1).log("redis")
+        assert "the rotated internal passwords" in first_updated, first_updated[-2000:]
+        master = cluster.wait_healthy(60)
+        for pod in cluster.running():
+            assert admin_accepted(pod, old[ADMIN.secret_key]) == {"redis": True, "sentinel": True}
+        cluster.secret = {k: v for k, v in cluster.secret.items() if not k.startswith("previous-")}
+        revocation = run_revocation(cluster, RevokedPasswords("internal", INTERNAL_CREDENTIALS, 1))
+        assert revocation.returncode == 0, revocation.stderr
+        writer.wait_confirmed(200)
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+    for pod in cluster.running():
+        assert admin_accepted(pod, old[ADMIN.secret_key]) == {"redis": False, "sentinel": False}
+    master = cluster.wait_healthy(60)
+    sentinel = cluster.pods[(master.ordinal + 1) % len(cluster.pods)]
+    broken = probe(
+        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
+        role_passwords(cluster),
+        cluster.settings.master_set_name,
+    )
+    assert broken == [], "every role works on its new password only"
+    old_passwords = {c.role: old[c.secret_key] for c in INTERNAL_CREDENTIALS}
+    refused = probe(
+        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
+        {**role_passwords(cluster), **old_passwords},
+        cluster.settings.master_set_name,
+    )
+    assert refused, "the old internal passwords must no longer pass the boundary probe"
+    info = master.client().info("replication")
+    assert info["connected_slaves"] == len(cluster.pods) - 1, "replicas on the new password"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Coroutine
 from functools import cache
@@ -304,6 +305,89 @@ def test_the_next_rotation_after_a_revocation_keeps_its_previous_password() -> N
     assert not rotated_again.of_type(JOB)
 
 
+def auth_checksum_of(deployment: Deployment, resource_type: str) -> str:
+    return str(pod_spec_metadata(deployment, resource_type)["annotations"]["checksum/auth"])
+
+
+def secret_refs(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """The Secret references of the Redis container's environment, by variable."""
+    container = deployment.one(STS).inputs["spec"]["template"]["spec"]["containers"][0]
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_internal_rotation_keeps_the_previous_internal_passwords_and_rolls_only_the_servers() -> (
+    None
+):
+    before = deployed("dev")
+    rotated = deploy_with("dev", internalPasswordGeneration="2")
+    assert sorted(p.name for p in rotated.of_type(PASSWORD)) == sorted(
+        [
+            "redis-password-v1",
+            *INTERNAL_PASSWORDS,
+            *(f"{name}-v2" for name in INTERNAL_PASSWORDS),
+        ]
+    )
+    previous_keys = {f"previous-{key}" for key in SECRET_KEYS - {"password"}}
+    assert set(rotated.one(SECRET).inputs["stringData"]) == SECRET_KEYS | previous_keys
+    refs = secret_refs(rotated)
+    assert refs["REDIS_PREVIOUS_ADMIN_PASSWORD"] == {
+        "name": "redis-auth",
+        "key": "previous-admin-password",
+        "optional": True,
+    }
+    assert {ref["key"] for ref in refs.values()} >= previous_keys
+    assert not any(key.startswith("REDIS_PREVIOUS_ADMIN") for key in secret_refs(before))
+    assert auth_checksum_of(rotated, STS) != auth_checksum_of(before, STS)
+    assert auth_checksum_of(rotated, DEPLOYMENT) == auth_checksum_of(before, DEPLOYMENT)
+
+
+def test_internal_revocation_drops_the_previous_internal_passwords_with_a_job_of_its_own() -> None:
+    rotated = deploy_with("dev", internalPasswordGeneration="2")
+    revoked = deploy_with(
+        "dev", internalPasswordGeneration="2", revokedInternalPasswordGeneration="1"
+    )
+    assert set(revoked.one(SECRET).inputs["stringData"]) == SECRET_KEYS
+    assert sorted(p.name for p in revoked.of_type(PASSWORD)) == sorted(
+        p.name for p in rotated.of_type(PASSWORD)
+    )
+    assert auth_checksum_of(revoked, STS) == auth_checksum_of(rotated, STS), "servers must not roll"
+    assert auth_checksum_of(revoked, DEPLOYMENT) == auth_checksum_of(rotated, DEPLOYMENT)
+    (job,) = revoked.of_type(JOB)
+    assert job.name == "redis-revoke-internal-v1"
+    assert job.inputs["metadata"]["name"] == "redis-revoke-internal-v1"
+    env = {e["name"]: e for e in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["REVOKE_ROLES"]["value"] == "ADMIN REPLICATION SENTINEL MONITORING"
+    assert "REDIS_PASSWORD" not in env, "the application password is not revoked here"
+    assert FAKE_PASSWORD not in json.dumps(job.inputs)
+
+
+def test_both_revocations_run_two_jobs() -> None:
+    both = deploy_with(
+        "dev",
+        passwordGeneration="3",
+        revokedPasswordGeneration="2",
+        internalPasswordGeneration="2",
+        revokedInternalPasswordGeneration="1",
+    )
+    assert sorted(job.name for job in both.of_type(JOB)) == [
+        "redis-revoke-internal-v1",
+        "redis-revoke-v2",
+    ]
+
+
+def test_first_internal_generation_keeps_the_checksum_of_releases_before_internal_rotation() -> (
+    None
+):
+    for generation in ("1", "4"):
+        deployment = deploy_with("dev", passwordGeneration=generation)
+        expected = hashlib.sha256(generation.encode()).hexdigest()
+        assert auth_checksum_of(deployment, STS) == expected
+
+
 def pod_spec_metadata(deployment: Deployment, resource_type: str) -> dict[str, Any]:
     metadata: dict[str, Any] = deployment.one(resource_type).inputs["spec"]["template"]["metadata"]
     return metadata
@@ -468,7 +552,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (SERVICE, "redis-service"),
     },
     "sophia:redis:Publishing": {(ESC, "redis-esc")},
-    "sophia:redis:Revocation": {(JOB, "redis-revoke-v1")},
+    "sophia:redis:Revocation": {(JOB, "redis-revoke-v1"), (JOB, "redis-revoke-internal-v1")},
 }
 """Which role component owns which resource (the namespace, the second password and the ESC
 environment exist only with some settings)."""

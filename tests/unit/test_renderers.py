@@ -20,6 +20,7 @@ from components.credentials import (
 from components.naming import Names, image_version
 from components.pod_constants import pod_constants
 from components.proxy import master_expectation, render_haproxy_cfg
+from components.revocation import REVOKE_ROLES_ENV
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
 
@@ -132,6 +133,7 @@ def test_constants_file_defines_every_constant_the_scripts_read() -> None:
         "POD_NAME",
         "REVISION",
         PREVIOUS_APPLICATION_ENV,
+        REVOKE_ROLES_ENV,
         *(credential.env for credential in CREDENTIALS),
     }
     for name in SCRIPT_NAMES:

@@ -217,3 +217,25 @@ def test_a_revocation_names_one_generation_so_the_next_rotation_keeps_its_previo
     assert load_settings(
         {"redis:passwordGeneration": "3", "redis:revokedPasswordGeneration": "2"}
     ).previous_password_revoked
+
+
+def test_internal_revocation_is_checked_like_the_application_one() -> None:
+    nothing = only_problem({"redis:revokedInternalPasswordGeneration": "1"})
+    assert "redis:revokedInternalPasswordGeneration" in nothing
+    assert "redis:internalPasswordGeneration" in nothing
+    assert "no previous password to revoke" in nothing
+    current = only_problem(
+        {
+            "redis:internalPasswordGeneration": "2",
+            "redis:revokedInternalPasswordGeneration": "2",
+        }
+    )
+    assert "would revoke the current password" in current
+    assert only_problem({"redis:internalPasswordGeneration": "0"}).startswith(
+        "redis:internalPasswordGeneration"
+    )
+    settings = load_settings(
+        {"redis:internalPasswordGeneration": "3", "redis:revokedInternalPasswordGeneration": "2"}
+    )
+    assert settings.previous_internal_passwords_revoked
+    assert not settings.previous_password_revoked
