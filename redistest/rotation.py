@@ -44,7 +44,7 @@ for host in cfg["hosts"]:
     for port in (6379, 26379):
         try:
             out[f"{host}:{port}"] = redis.Redis(host=host, port=port, password=cfg["password"],
-                                               socket_timeout=5).ping()
+                                               username=cfg.get("user"), socket_timeout=5).ping()
         except redis.exceptions.AuthenticationError:
             out[f"{host}:{port}"] = False
         except redis.exceptions.ResponseError as error:
@@ -53,15 +53,18 @@ for host in cfg["hosts"]:
             out[f"{host}:{port}"] = False
 print(json.dumps(out))
 """
-"""Whether the application user with a password gets in on each pod's Redis and Sentinel
-(the client image's redis-py reports WRONGPASS as a plain ResponseError)."""
+"""Whether a user (the application's, unless named) with a password gets in on each pod's Redis
+and Sentinel (the client image's redis-py reports WRONGPASS as a plain ResponseError)."""
 
 
-def accepted(kube: Kube, password: str) -> dict[str, bool]:
+def accepted(kube: Kube, password: str, user: str | None = None) -> dict[str, bool]:
     """``host:port`` of every server and Sentinel of ``kube``'s release: whether ``password``
-    logs the application user in there (probed from the namespace's client pod)."""
+    logs ``user`` (the application's by default) in there (probed from the namespace's client
+    pod)."""
     hosts = [f"{pod}.redis-headless" for pod in kube.redis_pods()]
-    result: dict[str, bool] = kube.client_python(ACCEPTED, {"hosts": hosts, "password": password})
+    result: dict[str, bool] = kube.client_python(
+        ACCEPTED, {"hosts": hosts, "password": password, "user": user}
+    )
     return result
 
 

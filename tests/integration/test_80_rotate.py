@@ -1,14 +1,16 @@
-"""Password rotation: the rollout completes, old clients keep working, outputs and pods agree;
-then the revocation: the previous password is refused everywhere, the servers do not roll."""
+"""Password rotation (the application's and the internal roles' in one roll): the rollout
+completes, old clients keep working, outputs and pods agree; then the revocation of both: the
+previous passwords are refused everywhere, the servers do not roll."""
 
 from __future__ import annotations
 
 import time
 
+from components.credentials import ADMIN
 from redistest.deployment import Deployed
 from redistest.health import wait_healthy
 from redistest.kube import Kube
-from redistest.rotation import ACCEPTED, SECRET
+from redistest.rotation import ACCEPTED, SECRET, accepted
 from redistest.traffic import (
     finish_writer,
     longest_gap,
@@ -28,6 +30,7 @@ print(json.dumps([redis.Redis.from_url(u, socket_timeout=5).ping() for u in cfg[
 # that met a Sentinel in TILT (open defect, README.md) keeps writes paused for the grace period
 # (30 s) before the crash failover; 40 s bounds one such stall.
 MAX_WRITE_GAP_SECONDS = 40
+ADMIN_USER = ADMIN.redis_user
 REVOCATION_MAX_GAP_SECONDS = 10
 """A revocation rolls only the proxy: a writer on the new password reconnects once at most."""
 
@@ -42,7 +45,7 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
     try:
         wait_for_writes(writer, since=begun)
         started = time.time()
-        deployed.up(passwordGeneration="2")
+        deployed.up(passwordGeneration="2", internalPasswordGeneration="2")
         finished = time.time()
         master = wait_healthy(kube)
         # Stop only once the writer has written through the final master.
@@ -53,7 +56,10 @@ def test_rotation_completes_without_stalling(deployed: Deployed, client: Kube) -
 
     new_url, new_password = deployed.url, str(deployed.outputs["redis_password"])
     assert new_password != old_password and new_url != old_url
-    assert kube.secret_values(SECRET)["previous-password"] == old_password
+    secret = kube.secret_values(SECRET)
+    assert secret["previous-password"] == old_password
+    assert secret["previous-admin-password"] != secret["admin-password"]
+    assert all(accepted(client, secret["previous-admin-password"], ADMIN_USER).values())
     result = client.client_python(PING, {"urls": [new_url, old_url]})
     assert result == [True, True], "the previous password stays valid until the next rotation"
     assert missing_confirmed(kube, new_url, run) == []
@@ -72,7 +78,8 @@ def test_revocation_refuses_the_previous_password_everywhere_without_rolling_the
     kube = deployed.kube
     wait_healthy(kube)
     url, password = deployed.url, str(deployed.outputs["redis_password"])
-    previous = kube.secret_values(SECRET)["previous-password"]
+    secret = kube.secret_values(SECRET)
+    previous, previous_admin = secret["previous-password"], secret["previous-admin-password"]
     hosts = [f"{pod}.redis-headless" for pod in kube.redis_pods()]
     before = client.client_python(ACCEPTED, {"hosts": hosts, "password": previous})
     assert all(before.values()), before
@@ -87,7 +94,12 @@ def test_revocation_refuses_the_previous_password_everywhere_without_rolling_the
     try:
         wait_for_writes(writer, since=begun)
         started = time.time()
-        deployed.up(passwordGeneration="2", revokedPasswordGeneration="1")
+        deployed.up(
+            passwordGeneration="2",
+            revokedPasswordGeneration="1",
+            internalPasswordGeneration="2",
+            revokedInternalPasswordGeneration="1",
+        )
         finished = time.time()
         wait_for_writes(writer, since=time.time())
     finally:
@@ -95,7 +107,8 @@ def test_revocation_refuses_the_previous_password_everywhere_without_rolling_the
     run = finish_writer(writer, prefix, timeout=60)
 
     assert str(deployed.outputs["redis_password"]) == password
-    assert "previous-password" not in kube.secret_values(SECRET)
+    assert not [key for key in kube.secret_values(SECRET) if key.startswith("previous-")]
+    assert not any(accepted(client, previous_admin, ADMIN_USER).values())
     after = client.client_python(ACCEPTED, {"hosts": hosts, "password": previous})
     assert not any(after.values()), after
     current = client.client_python(ACCEPTED, {"hosts": hosts, "password": password})
