@@ -453,22 +453,22 @@ class Bench:
                     "generation": measured["generation"],
                     **{f"rotation_{k}": v for k, v in rotation.items()},
                     **{f"revocation_{k}": v for k, v in revocation.items()},
-                    "old_password_refused_everywhere": revocation[
-                        "old_password_refused_everywhere"
-                    ],
+                    "old_password_refused_everywhere": revocation["old_password_refused_everywhere"]
+                    and revocation["old_admin_password_refused_everywhere"],
                     "servers_rolled_by_revocation": revocation["servers_rolled"],
                 }
 
             runs = self.repeat("credentials", once)
         self.results["credentials"] = {
             **summarize_runs(runs, CREDENTIAL_SERIES),
-            "note": "rotation: pulumi up bumping passwordGeneration under a writer on the old"
-            " password through redis_url (every pod rolls) and a second one started on the new"
-            " password once the Secret holds it (its gap counts from its first confirmed"
-            " write); revocation: pulumi up setting"
-            " revokedPasswordGeneration to the old generation under a writer on the new"
-            " password (only the proxy rolls, then the Job); gaps are the longest stretch"
-            " without a confirmed write during pulumi up",
+            "note": "rotation: pulumi up bumping passwordGeneration and"
+            " internalPasswordGeneration under a writer on the old password through redis_url"
+            " (every pod rolls) and a second one started on the new password once the Secret"
+            " holds it (its gap counts from its first confirmed write); revocation: pulumi up"
+            " setting revokedPasswordGeneration and revokedInternalPasswordGeneration to the"
+            " old generation under a writer on the new password (only the proxy rolls, then"
+            " the Jobs); gaps are the longest stretch without a confirmed write during pulumi"
+            " up",
         }
 
     # -- idle soak -----------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Password rotation and revocation under writers, for the benchmark and the integration test.
 
-A rotation (``passwordGeneration`` bumped) rolls every pod. One writer keeps the previous
-password throughout, as an application that has not moved yet; a second one takes the new
-password from the Secret the moment ``pulumi up`` writes it, as an application that reloads its
-credentials would, and its gap counts from its first confirmed write (before that, no pod knows
-the new password: the first pod of the roll teaches it to the others). A revocation
-(``revokedPasswordGeneration`` set to the previous generation) rolls only the proxy; its writer
-holds the current password, as an application that has moved would.
+A rotation (``passwordGeneration`` and ``internalPasswordGeneration`` bumped together, the
+hardest case: every role's password changes in one roll) rolls every pod. One writer keeps the
+previous password throughout, as an application that has not moved yet; a second one takes the
+new password from the Secret the moment ``pulumi up`` writes it, as an application that reloads
+its credentials would, and its gap counts from its first confirmed write (before that, no pod
+knows the new password: the first pod of the roll teaches it to the others). A revocation
+(``revokedPasswordGeneration`` and ``revokedInternalPasswordGeneration`` set to the previous
+generation) rolls only the proxy; its writer holds the current password, as an application
+that has moved would.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.auth import redis_url
+from components.credentials import ADMIN
 
 from .deployment import Deployed
 from .health import wait_healthy
@@ -144,7 +147,10 @@ def rotate_with_a_new_password_writer(
     watcher.start()
     try:
         figures, started, finished = change_under_writer(
-            release, prefix, passwordGeneration=str(generation)
+            release,
+            prefix,
+            passwordGeneration=str(generation),
+            internalPasswordGeneration=str(generation),
         )
     finally:
         outcome["done"] = True
@@ -179,16 +185,27 @@ def rotate_and_revoke(release: Deployed, generation: int) -> dict[str, Any]:
     stamp = int(time.time())
     rotation = rotate_with_a_new_password_writer(release, f"bench-rotate-{stamp}", generation + 1)
     new_password = str(release.outputs["redis_password"])
+    old_admin = kube.secret_values(SECRET)[ADMIN.previous_secret_key]
     rotation["old_password_still_accepted"] = all(accepted(kube, old_password).values())
+    rotation["old_admin_password_still_accepted"] = all(
+        accepted(kube, old_admin, ADMIN.redis_user).values()
+    )
     uids_before = server_pod_uids(kube)
     revocation, _, _ = change_under_writer(
         release,
         f"bench-revoke-{stamp}",
         passwordGeneration=str(generation + 1),
         revokedPasswordGeneration=str(generation),
+        internalPasswordGeneration=str(generation + 1),
+        revokedInternalPasswordGeneration=str(generation),
     )
     revocation["servers_rolled"] = server_pod_uids(kube) != uids_before
     revocation["old_password_refused_everywhere"] = not any(accepted(kube, old_password).values())
     revocation["new_password_accepted_everywhere"] = all(accepted(kube, new_password).values())
-    revocation["previous_password_in_secret"] = "previous-password" in kube.secret_values(SECRET)
+    revocation["old_admin_password_refused_everywhere"] = not any(
+        accepted(kube, old_admin, ADMIN.redis_user).values()
+    )
+    revocation["previous_passwords_in_secret"] = [
+        key for key in kube.secret_values(SECRET) if key.startswith("previous-")
+    ]
     return {"generation": generation + 1, "rotation": rotation, "revocation": revocation}
