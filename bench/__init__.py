@@ -159,6 +159,28 @@ OUTLIER_FACTOR = 2.0
 """No run may take longer than this times its scenario's median."""
 
 
+def credential_gap_targets(section: Mapping[str, Any], results: Mapping[str, Any]) -> list[Verdict]:
+    """A client that holds the new password sees no gap longer than one switchover (the
+    engine's hand-over target) during a rotation or a revocation."""
+    engine = str(results.get("engine", "")).split("-", 1)[0]
+    if engine not in HANDOVER_MEDIAN_SECONDS:
+        return []
+    limit = HANDOVER_MEDIAN_SECONDS[engine]
+    return [
+        _at_most(
+            f"credentials: {step} gap on the new password <= one switchover ({limit:g} s on"
+            f" {engine})",
+            max(section.get(series) or [], default=None),
+            limit,
+            " s",
+        )
+        for step, series in (
+            ("rotation", "rotation_new_password_longest_write_gap_seconds"),
+            ("revocation", "revocation_longest_write_gap_seconds"),
+        )
+    ]
+
+
 def engine_targets(
     name: str, section: Mapping[str, Any], results: Mapping[str, Any]
 ) -> list[Verdict]:
@@ -278,6 +300,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
                 else None,
                 f"{credentials.get('old_password_refused_everywhere')}",
             ),
+            *credential_gap_targets(credentials, results),
             Verdict(
                 "credentials: a revocation rolls no server",
                 not any(credentials["servers_rolled_by_revocation"])

@@ -252,6 +252,22 @@ def test_credentials_targets(run: dict[str, Any], failed_target: str | None) -> 
     assert "rotate+revoke" in summary({"credentials": section})
 
 
+def test_credential_gaps_are_held_to_one_switchover_of_the_engine() -> None:
+    slow = {**credentials_run(), "rotation_new_password_longest_write_gap_seconds": 1.6}
+    section = summarize_runs([credentials_run(), slow], CREDENTIAL_SERIES)
+    on_redis = verdicts_of({"credentials": section, "engine": "redis-8.0"})
+    on_valkey = verdicts_of({"credentials": section, "engine": "valkey-9.1"})
+    rotation = "credentials: rotation gap on the new password <= one switchover"
+    assert on_redis[f"{rotation} (2 s on redis)"] is True
+    assert on_valkey[f"{rotation} (1 s on valkey)"] is False
+    assert (
+        on_valkey[
+            "credentials: revocation gap on the new password <= one switchover (1 s on valkey)"
+        ]
+        is True
+    )
+
+
 # -- the writer analysis ----------------------------------------------------------------
 
 
