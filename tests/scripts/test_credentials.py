@@ -30,33 +30,38 @@ def role_passwords(cluster: LoopbackSet) -> dict[str, str]:
     return {credential.role: cluster.secret[credential.secret_key] for credential in CREDENTIALS}
 
 
+def probe_set(cluster: LoopbackSet, passwords: dict[str, str] | None = None) -> list[str]:
+    """The boundary probe against the master's Redis and another pod's Sentinel, with the
+    Secret's passwords unless told (by role)."""
+    master = cluster.wait_healthy(60)
+    sentinel = cluster.pods[(master.ordinal + 1) % len(cluster.pods)]
+    return probe(
+        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
+        passwords or role_passwords(cluster),
+        cluster.settings.master_set_name,
+    )
+
+
 @pytest.mark.every_engine
 def test_every_credential_holds_its_boundary(loopback: LoopbackFactory) -> None:
     cluster = loopback()
     cluster.start()
-    master = cluster.wait_healthy(60)
-    sentinel = cluster.pods[(master.ordinal + 1) % len(cluster.pods)]
-    broken = probe(
-        {
-            "redis": (master.address, REDIS_PORT),
-            "sentinel": (sentinel.address, SENTINEL_PORT),
-        },
-        role_passwords(cluster),
-        cluster.settings.master_set_name,
-    )
-    assert broken == []
-    cluster.wait_healthy(30)
+    assert probe_set(cluster) == []
+    master = cluster.wait_healthy(30)
     info = master.client().info("replication")
     assert info["connected_slaves"] == len(cluster.pods) - 1, "replication user syncs"
 
 
-def accepts(pod: Pod, password: str) -> dict[str, bool]:
-    """Whether the application user with ``password`` gets in on the pod's Redis and Sentinel."""
+def accepts(pod: Pod, password: str, admin: bool = False) -> dict[str, bool]:
+    """Whether the application user (the admin, with ``admin``) with ``password`` gets in on the
+    pod's Redis and Sentinel."""
+    clients = (
+        (pod.client(password), pod.sentinel(password, ADMIN.sentinel_user))
+        if admin
+        else (pod.app_client(password), pod.app_sentinel(password))
+    )
     result = {}
-    for port, client in (
-        ("redis", pod.app_client(password)),
-        ("sentinel", pod.app_sentinel(password)),
-    ):
+    for port, client in zip(("redis", "sentinel"), clients, strict=True):
         try:
             result[port] = bool(client.ping())
         except redis.AuthenticationError:
@@ -124,32 +129,11 @@ def test_upgrade_from_the_single_password_layout_loses_no_write_and_ends_least_p
     first_updated = cluster.pod(len(cluster.pods) - 1).log("redis")
     assert "taught them every role's user" in first_updated, first_updated[-2000:]
     cluster.sentinel_login = None
-    master = cluster.wait_healthy(60)
-    sentinel = cluster.pods[(master.ordinal + 1) % len(cluster.pods)]
-    broken = probe(
-        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
-        role_passwords(cluster),
-        cluster.settings.master_set_name,
-    )
-    assert broken == [], "after the roll no admin user takes the application password"
+    assert probe_set(cluster) == [], "after the roll no admin user takes the application password"
 
 
 def rotated_password(credential_role: str) -> str:
     return f"Rotated-{credential_role}-Pa55word!*+_for.tests~0123456789"
-
-
-def admin_accepted(pod: Pod, password: str) -> dict[str, bool]:
-    """Whether the admin user with ``password`` gets in on the pod's Redis and Sentinel."""
-    result = {}
-    for port, client in (
-        ("redis", pod.client(password)),
-        ("sentinel", pod.sentinel(password, ADMIN.sentinel_user)),
-    ):
-        try:
-            result[port] = bool(client.ping())
-        except redis.AuthenticationError:
-            result[port] = False
-    return result
 
 
 @pytest.mark.every_engine
@@ -160,6 +144,7 @@ def test_internal_passwords_rotate_then_are_revoked_without_losing_a_write(
     cluster.start()
     cluster.wait_healthy(60)
     old = {c.secret_key: cluster.secret[c.secret_key] for c in INTERNAL_CREDENTIALS}
+    old_admin = old[ADMIN.secret_key]
     rotated = {c.secret_key: rotated_password(c.role) for c in INTERNAL_CREDENTIALS}
     with Writer(cluster, password=FAKE_PASSWORD) as writer:
         writer.wait_confirmed(200)
@@ -175,30 +160,21 @@ def test_internal_passwords_rotate_then_are_revoked_without_losing_a_write(
         writer.wait_confirmed(200)
         first_updated = cluster.pod(len(cluster.pods) - 1).log("redis")
         assert "the rotated internal passwords" in first_updated, first_updated[-2000:]
-        master = cluster.wait_healthy(60)
+        cluster.wait_healthy(60)
         for pod in cluster.running():
-            assert admin_accepted(pod, old[ADMIN.secret_key]) == {"redis": True, "sentinel": True}
+            assert all(accepts(pod, old_admin, admin=True).values())
         cluster.secret = {k: v for k, v in cluster.secret.items() if not k.startswith("previous-")}
         revocation = run_revocation(cluster, RevokedPasswords("internal", INTERNAL_CREDENTIALS, 1))
         assert revocation.returncode == 0, revocation.stderr
         writer.wait_confirmed(200)
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
     for pod in cluster.running():
-        assert admin_accepted(pod, old[ADMIN.secret_key]) == {"redis": False, "sentinel": False}
-    master = cluster.wait_healthy(60)
-    sentinel = cluster.pods[(master.ordinal + 1) % len(cluster.pods)]
-    broken = probe(
-        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
-        role_passwords(cluster),
-        cluster.settings.master_set_name,
-    )
-    assert broken == [], "every role works on its new password only"
+        assert not any(accepts(pod, old_admin, admin=True).values())
+    assert probe_set(cluster) == [], "every role works on its new password only"
     old_passwords = {c.role: old[c.secret_key] for c in INTERNAL_CREDENTIALS}
-    refused = probe(
-        {"redis": (master.address, REDIS_PORT), "sentinel": (sentinel.address, SENTINEL_PORT)},
-        {**role_passwords(cluster), **old_passwords},
-        cluster.settings.master_set_name,
-    )
-    assert refused, "the old internal passwords must no longer pass the boundary probe"
+    refused = " ".join(probe_set(cluster, {**role_passwords(cluster), **old_passwords}))
+    for credential in INTERNAL_CREDENTIALS:
+        assert f"{credential.role} on " in refused, f"{credential.role}'s old password works"
+    master = cluster.wait_healthy(60)
     info = master.client().info("replication")
     assert info["connected_slaves"] == len(cluster.pods) - 1, "replicas on the new password"
