@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,7 +96,27 @@ def local_stack(engine: dict[str, str] | None = None, suffix: str = "") -> Deplo
     write_stack_file(name, namespace, engine)
     stack = Workspace().stack(name)
     stack.refresh(on_output=log_line, color="never")
+    rotated = rotated_passwords(stack)
+    if rotated:
+        # Password generations only go forward: the committed config's first generation may be
+        # revoked on these pods, which would stall the roll at its first pod.
+        log_line(f"destroying {name}: a run left its passwords rotated ({', '.join(rotated)})")
+        stack.destroy(on_output=log_line, color="never")
     return Deployed(stack=stack, outputs={}, kube=Kube(namespace))
+
+
+def rotated_passwords(stack: auto.Stack) -> list[str]:
+    """Names of the stack's passwords of a generation above the first (``-v2`` and on)."""
+    resources = (stack.export_stack().deployment or {}).get("resources") or []
+    names = [
+        str(r["urn"]).rsplit("::", 1)[-1]
+        for r in resources
+        if r.get("type") == "random:index/randomPassword:RandomPassword"
+    ]
+    return [n for n in names if (m := ROTATED_PASSWORD.search(n)) and int(m.group(1)) > 1]
+
+
+ROTATED_PASSWORD = re.compile(r"-password-v([0-9]+)$")
 
 
 def deploy_local(engine: dict[str, str] | None = None, suffix: str = "") -> Deployed:
