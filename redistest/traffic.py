@@ -64,15 +64,27 @@ os.rename(base + ".tmp", base + ".out")
 """
 
 VERIFIER = r"""
-import json, sys
+import json, sys, time
 import redis
 cfg = json.loads(sys.stdin.read())
 client = redis.Redis.from_url(cfg["url"], socket_timeout=5)
 missing = []
 seqs = cfg["seqs"]
+
+def read(keys, attempts=10):
+    # The cluster's DNS or the proxy can fail a connection now and then (seen once in CI: a
+    # name resolution failure); a read that keeps failing still fails after 10 s.
+    for attempt in range(attempts):
+        try:
+            return client.mget(keys)
+        except redis.exceptions.ConnectionError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
 for start in range(0, len(seqs), 1000):
     batch = seqs[start:start + 1000]
-    values = client.mget([f"{cfg['prefix']}:{n}" for n in batch])
+    values = read([f"{cfg['prefix']}:{n}" for n in batch])
     missing += [n for n, v in zip(batch, values) if v is None or int(v) != n]
 print(json.dumps({"missing": missing}))
 """

@@ -136,7 +136,6 @@ def rotated_password(credential_role: str) -> str:
     return f"Rotated-{credential_role}-Pa55word!*+_for.tests~0123456789"
 
 
-@pytest.mark.every_engine
 def test_internal_passwords_rotate_then_are_revoked_without_losing_a_write(
     loopback: LoopbackFactory,
 ) -> None:
