@@ -34,6 +34,7 @@ SECTIONS = (
     "throughput",
     "migration",
     "credentials",
+    "tls",
 )
 
 # The goals the measurements are compared with (never asserted).
@@ -495,8 +496,50 @@ def summary(results: Mapping[str, Any]) -> str:
             f"throughput_ratio (canonical/direct, mean of cases): "
             f"{_fmt(throughput['throughput_ratio'])}"
         )
+    tls = results.get("tls")
+    if tls:
+        parts.append(tls_summary(tls))
     verdicts = [Verdict(**v) for v in results.get("targets", [])]
     if verdicts:
         marks = {True: "met", False: "NOT MET", None: "n/a"}
         parts.append("\n".join(f"[{marks[v.met]:>7}] {v.target}: {v.measured}" for v in verdicts))
     return "\n\n".join(parts)
+
+
+def tls_summary(tls: Mapping[str, Any]) -> str:
+    """TLS off beside TLS on: redis-benchmark ops/s per case, then the failovers."""
+    rows: list[list[Any]] = []
+    for name, on in tls["on"]["throughput"].items():
+        off = tls["off"]["throughput"].get(name, {})
+        rows.append(
+            [
+                name,
+                off.get("ops_per_second"),
+                on["ops_per_second"],
+                tls["throughput_ratio_on_over_off"].get(name),
+                off.get("p50_ms"),
+                on.get("p50_ms"),
+                off.get("client_cpu_seconds"),
+                on.get("client_cpu_seconds"),
+            ]
+        )
+    header = ["case", "off ops/s", "on ops/s", "on/off", "off p50 ms", "on p50 ms"]
+    header += ["off client CPU s", "on client CPU s"]
+    failovers = []
+    for mode in ("off", "on"):
+        for name, runs in tls[mode].items():
+            if name == "throughput":
+                continue
+            failovers.append(
+                [
+                    f"{name} (TLS {mode})",
+                    runs["median"],
+                    runs["max"],
+                    runs["unavailability_seconds"],
+                    sum(runs["confirmed_writes_lost"]),
+                    sum(runs["readonly_errors"]),
+                    len(runs["errors"]),
+                ]
+            )
+    failover_header = ["failover", "median s", "max s", "runs s", "lost", "READONLY", "failed"]
+    return table(rows, header) + "\n\n" + table(failovers, failover_header)

@@ -62,6 +62,7 @@ from . import (
     summarize_runs,
     summary,
 )
+from . import tls as tls_bench
 from .throughput import LoadConfig, master_host, replace_host, run_throughput
 
 PERSISTENCE_KEYS = 20000
@@ -79,6 +80,10 @@ MIGRATION_STACK = "bench-migration"
 MIGRATION_NAMESPACE = "sophia-ai-bench-migration"
 CREDENTIALS_STACK = "bench-credentials"
 CREDENTIALS_NAMESPACE = "sophia-ai-bench-credentials"
+TLS_STACK = "bench-tls"
+TLS_NAMESPACE = "sophia-ai-bench-tls"
+TLS_CONFIG = {"enabled": True, "selfSignedCa": True}
+TLS_FAILOVERS = ("kill_master_redis", "delete_master_pod")
 SENTINEL_EVENTS = {
     "sdown_master_lines": "+sdown master",
     "odown_master_lines": "+odown master",
@@ -471,6 +476,50 @@ class Bench:
             " up",
         }
 
+    # -- TLS on beside TLS off -----------------------------------------------------------
+
+    def tls(self) -> None:
+        """redis-benchmark through ``redis-service`` and the SIGKILL and graceful failovers
+        (``--runs`` each), in the local stack (TLS off) and in a release of its own with TLS
+        on (a CA cert-manager creates), same engine, one after the other."""
+        off = self.measure_tls_mode(self.deployed, "off")
+        engine = engine_overrides(self.results["engine"])
+        with own_stack(TLS_STACK, TLS_NAMESPACE, tls=json.dumps(TLS_CONFIG), **engine) as release:
+            release.up()
+            start_client_pod(release.kube)
+            on = self.measure_tls_mode(release, "on")
+        errors = off.pop("errors") + on.pop("errors")
+        self.results["tls"] = {
+            "off": off,
+            "on": on,
+            "throughput_ratio_on_over_off": tls_bench.ratios(on["throughput"], off["throughput"]),
+            "errors": errors,
+            "note": "redis-benchmark (C, client pod, throwaway ACL user) through redis-service:"
+            " 32 connections, 64-byte values, 10,000 keys; TLS passes through the proxy to the"
+            " master. Failovers: the writer through redis_url (rediss:// with the CA output"
+            " when on).",
+        }
+
+    def measure_tls_mode(self, release: Deployed, mode: str) -> dict[str, Any]:
+        kube = release.kube
+        wait_healthy(kube)
+        log(f"tls {mode}: redis-benchmark through redis-service")
+        throughput = tls_bench.run_benchmarks(kube, release.url, release.ca)
+        log("  " + ", ".join(f"{k}={v['ops_per_second']:.0f}/s" for k, v in throughput.items()))
+        figures: dict[str, Any] = {"throughput": throughput, "errors": []}
+        for name in TLS_FAILOVERS:
+
+            def once(_: int, name: str = name) -> dict[str, Any]:
+                inject = getattr(scenarios, name)(kube)
+                measured = scenarios.run_scenario(name, kube, release.url, inject, ca=release.ca)
+                return measured.as_dict()
+
+            runs = self.repeat(f"tls {mode} {name}", once)
+            summarized = summarize_runs(runs, SCENARIO_SERIES)
+            figures["errors"] += summarized["errors"]
+            figures[name] = summarized
+        return figures
+
     # -- idle soak -----------------------------------------------------------------------
 
     def soak(self) -> None:
@@ -549,6 +598,7 @@ class Bench:
             ("soak", self.soak),
             ("migration", self.migration),
             ("credentials", self.credentials),
+            ("tls", self.tls),
         ]
         for name, step in steps:
             if name not in selected:

@@ -9,8 +9,15 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from .pod_constants import CONSTANTS_FILE, REDIS_SOCKET, render_constants_sh
+from .naming import REDIS_PORT
+from .pod_constants import (
+    CONSTANTS_FILE,
+    REDIS_SOCKET,
+    peer_redis_port,
+    render_constants_sh,
+)
 from .settings import RedisSettings
+from .tls import REDIS_TLS_PORT, SENTINEL_TLS_PORT, TLS_MOUNT, TlsSettings
 
 SCRIPT_NAMES = (
     "lib.sh",
@@ -25,8 +32,10 @@ SCRIPT_NAMES = (
 
 def render_redis_conf(settings: RedisSettings) -> str:
     """The part of redis.conf shared by every pod."""
+    tls = settings.tls
     lines = [
-        "port 6379",
+        f"port {REDIS_PORT if tls.plain_ports_open else 0}",
+        *tls_lines(tls, REDIS_TLS_PORT),
         "bind * -::*",
         f"unixsocket {REDIS_SOCKET}",
         "unixsocketperm 700",
@@ -47,7 +56,7 @@ def render_redis_conf(settings: RedisSettings) -> str:
         "repl-diskless-load disabled",
         "replica-serve-stale-data yes",
         "replica-read-only yes",
-        "replica-announce-port 6379",
+        f"replica-announce-port {peer_redis_port(tls)}",
         f"min-replicas-to-write {settings.min_replicas_to_write}",
         f"min-replicas-max-lag {settings.min_replicas_max_lag_seconds}",
         f"maxmemory {settings.maxmemory_bytes}",
@@ -59,10 +68,28 @@ def render_redis_conf(settings: RedisSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tls_lines(tls: TlsSettings, port: int) -> list[str]:
+    """The TLS options of a server or Sentinel listening for TLS on ``port``; none without TLS.
+    ``tls-replication`` makes a replica, and a Sentinel, connect out with TLS."""
+    if not tls.enabled:
+        return []
+    return [
+        f"tls-port {port}",
+        f"tls-cert-file {TLS_MOUNT}/tls.crt",
+        f"tls-key-file {TLS_MOUNT}/tls.key",
+        f"tls-ca-cert-file {TLS_MOUNT}/ca.crt",
+        f"tls-auth-clients {'yes' if tls.client_certificates else 'no'}",
+        f"tls-replication {'yes' if tls.internal else 'no'}",
+        'tls-protocols "TLSv1.2 TLSv1.3"',
+    ]
+
+
 def render_sentinel_conf(settings: RedisSettings) -> str:
-    """Per-master Sentinel options, appended after the ``sentinel monitor`` line."""
+    """Sentinel options of every pod: TLS, then the per-master options (they follow the
+    ``sentinel monitor`` line)."""
     name = settings.master_set_name
     lines = [
+        *tls_lines(settings.tls, SENTINEL_TLS_PORT),
         f"sentinel down-after-milliseconds {name} {settings.down_after_milliseconds}",
         f"sentinel failover-timeout {name} {settings.failover_timeout_milliseconds}",
         f"sentinel parallel-syncs {name} {settings.parallel_syncs}",

@@ -106,8 +106,12 @@ SENTINEL_TO_REDIS_RULES = " ".join(
         "+replicaof",
         "+config|rewrite",
         "+script|kill",
-        # SENTINEL FAILOVER ... COORDINATED (Valkey 9) hands over with the FAILOVER command.
+        # SENTINEL FAILOVER ... COORDINATED (Valkey 9) hands over with the FAILOVER command,
+        # sent in a MULTI after CLIENT PAUSE; without the pause the master refuses the whole
+        # transaction and the hand-over waits out the failover timeout.
         "+failover",
+        "+client|pause",
+        "+client|unpause",
     ]
 )
 """What a Sentinel sends a Redis server it monitors: the hello channel, INFO, and the

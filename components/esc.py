@@ -30,6 +30,7 @@ ENV_REDIS_HOST: Final = "REDIS_HOST"
 ENV_REDIS_PORT: Final = "REDIS_PORT"
 ENV_SENTINEL_HOSTS: Final = "REDIS_SENTINEL_HOSTS"
 ENV_SENTINEL_MASTER: Final = "REDIS_SENTINEL_MASTER"
+ENV_TLS_CA_CERTIFICATE: Final = "REDIS_TLS_CA_CERT"
 
 CONFIG_NAMESPACE: Final = "redis"
 """Namespace of the ``pulumiConfig`` keys an importing stack receives (``redis:url``)."""
@@ -91,6 +92,7 @@ def build_environment_document(
     sentinel_hosts: Sequence[str],
     sentinel_master_name: str,
     namespace: str,
+    tls_ca_certificate: str = "",
 ) -> dict[str, Any]:
     """Build the ESC environment document that publishes one Redis release.
 
@@ -100,6 +102,9 @@ def build_environment_document(
     port or ``host:port`` entry, or no Sentinel at all. ``sentinel_hosts`` are ``host:port``
     strings. The URL and password are wrapped in ``fn::secret``; environment variables and
     config reference them (``${redis.url}``) so they stay secret wherever they surface.
+    With TLS (a ``rediss://`` URL) ``tls_ca_certificate``, the PEM CA bundle that verifies the
+    servers, is required and published as ``redis.tls.caCertificate``, ``REDIS_TLS_CA_CERT``
+    and ``redis:tlsCaCertificate``.
     """
     _check_url(redis_url, redis_password)
     if not redis_password:
@@ -116,8 +121,11 @@ def build_environment_document(
     if not namespace:
         raise ValueError("namespace must not be empty")
 
+    tls = urlsplit(redis_url).scheme == "rediss"
+    if tls and "-----BEGIN CERTIFICATE-----" not in tls_ca_certificate:
+        raise ValueError("a rediss:// redis_url needs tls_ca_certificate, a PEM CA bundle")
     ns = CONFIG_NAMESPACE
-    return {
+    document: dict[str, Any] = {
         "values": {
             "redis": {
                 "url": {"fn::secret": escape_literal(redis_url)},
@@ -151,6 +159,12 @@ def build_environment_document(
             },
         }
     }
+    if tls:
+        values = document["values"]
+        values["redis"]["tls"] = {"caCertificate": escape_literal(tls_ca_certificate)}
+        values["environmentVariables"][ENV_TLS_CA_CERTIFICATE] = "${redis.tls.caCertificate}"
+        values["pulumiConfig"][f"{ns}:tlsCaCertificate"] = "${redis.tls.caCertificate}"
+    return document
 
 
 def render_environment_yaml(doc: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .naming import PROXY_HEALTH_PORT, REDIS_PORT, SENTINEL_PORT, Names, selector_labels
 from .settings import RedisSettings
+from .tls import REDIS_TLS_PORT, SENTINEL_TLS_PORT
 from .workload import Json
 
 
@@ -38,32 +39,43 @@ def allowed_peers(settings: RedisSettings, names: Names) -> list[Json]:
     return peers
 
 
+def _ports(settings: RedisSettings, *pairs: tuple[int, int]) -> list[Json]:
+    """The plain and TLS ports of each (plain, tls) pair that listen."""
+    ports = []
+    for plain, tls in pairs:
+        if settings.tls.plain_ports_open:
+            ports.append({"protocol": "TCP", "port": plain})
+        if settings.tls.enabled:
+            ports.append({"protocol": "TCP", "port": tls})
+    return ports
+
+
 def server_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
-    """Ingress to the Redis pods: 6379 and 26379 from allowed peers only."""
+    """Ingress to the Redis pods: their Redis and Sentinel ports from allowed peers only."""
     return {
         "podSelector": {"matchLabels": selector_labels(names, "server")},
         "policyTypes": ["Ingress"],
         "ingress": [
             {
                 "from": allowed_peers(settings, names),
-                "ports": [
-                    {"protocol": "TCP", "port": REDIS_PORT},
-                    {"protocol": "TCP", "port": SENTINEL_PORT},
-                ],
+                "ports": _ports(
+                    settings, (REDIS_PORT, REDIS_TLS_PORT), (SENTINEL_PORT, SENTINEL_TLS_PORT)
+                ),
             }
         ],
     }
 
 
 def proxy_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
-    """Ingress to the HAProxy pods: 6379 from allowed peers; the health port from anywhere."""
+    """Ingress to the HAProxy pods: the Redis ports from allowed peers; the health port from
+    anywhere."""
     return {
         "podSelector": {"matchLabels": selector_labels(names, "proxy")},
         "policyTypes": ["Ingress"],
         "ingress": [
             {
                 "from": allowed_peers(settings, names),
-                "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+                "ports": _ports(settings, (REDIS_PORT, REDIS_TLS_PORT)),
             },
             {"ports": [{"protocol": "TCP", "port": PROXY_HEALTH_PORT}]},
         ],

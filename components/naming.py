@@ -64,6 +64,25 @@ class Names:
     def service_account(self) -> str:
         return self.release
 
+    @property
+    def tls_secret(self) -> str:
+        """Secret cert-manager writes the servers' certificate, key and CA into."""
+        return f"{self.release}-tls"
+
+    @property
+    def client_tls_secret(self) -> str:
+        """Secret of the client certificate for consumers, with ``clientCertificates``."""
+        return f"{self.release}-client-tls"
+
+    @property
+    def ca_issuer(self) -> str:
+        """The CA Issuer (and its Secret) the component creates when no issuer is given."""
+        return f"{self.release}-ca"
+
+    @property
+    def self_signed_issuer(self) -> str:
+        return f"{self.release}-selfsigned"
+
     def service_host(self) -> str:
         """Fully qualified host name of the canonical Service."""
         return f"{self.service}.{self.namespace}.svc.{self.cluster_domain}"
@@ -75,9 +94,9 @@ class Names:
             f"{self.namespace}.svc.{self.cluster_domain}"
         )
 
-    def sentinel_hosts(self, replicas: int) -> list[str]:
+    def sentinel_hosts(self, replicas: int, port: int = SENTINEL_PORT) -> list[str]:
         """``host:port`` of every Sentinel, for Sentinel-aware clients."""
-        return [f"{self.pod_host(i)}:{SENTINEL_PORT}" for i in range(replicas)]
+        return [f"{self.pod_host(i)}:{port}" for i in range(replicas)]
 
 
 def image_version(image: str) -> str:

@@ -13,6 +13,14 @@ from . import credentials
 from .engines import ENGINES
 from .naming import REDIS_PORT, SENTINEL_PORT, Names
 from .settings import RedisSettings, majority
+from .tls import (
+    CERTIFICATE_RELOAD_POLL_SECONDS,
+    REDIS_TLS_PORT,
+    SENTINEL_RESTART_STAGGER_SECONDS,
+    SENTINEL_TLS_PORT,
+    TLS_MOUNT,
+    TlsSettings,
+)
 
 CONSTANTS_FILE = "constants.sh"
 """Key of the generated file in the ConfigMap, mounted beside the scripts."""
@@ -78,13 +86,30 @@ def promotable_wait_seconds(settings: RedisSettings) -> int:
     return min(PROMOTABLE_WAIT_SECONDS, handover_budget_seconds(settings) - QUORUM_ANNOUNCE_SECONDS)
 
 
+def peer_redis_port(tls: TlsSettings) -> int:
+    """The Redis port pods, the proxy's checks and Sentinels use to reach a server."""
+    return REDIS_TLS_PORT if tls.internal else REDIS_PORT
+
+
+def peer_sentinel_port(tls: TlsSettings) -> int:
+    """The Sentinel port pods and Sentinels use to reach each other."""
+    return SENTINEL_TLS_PORT if tls.internal else SENTINEL_PORT
+
+
 def pod_constants(settings: RedisSettings) -> dict[str, str]:
     """Name and value of every constant the scripts read, in the order they are written."""
     names = Names.of(settings)
     host_suffix = names.pod_host(0).removeprefix(f"{names.statefulset}-0")
     values: dict[str, object] = {
-        "REDIS_PORT": REDIS_PORT,
-        "SENTINEL_PORT": SENTINEL_PORT,
+        "REDIS_PORT": peer_redis_port(settings.tls),
+        "SENTINEL_PORT": peer_sentinel_port(settings.tls),
+        "REDIS_LISTEN_PORT": REDIS_PORT if settings.tls.plain_ports_open else 0,
+        "REDIS_LISTEN_TLS_PORT": REDIS_TLS_PORT if settings.tls.enabled else 0,
+        "SENTINEL_LISTEN_PORT": SENTINEL_PORT if settings.tls.plain_ports_open else 0,
+        "INTERNAL_TLS": int(settings.tls.internal),
+        "TLS_DIR": TLS_MOUNT,
+        "CERTIFICATE_RELOAD_POLL_SECONDS": CERTIFICATE_RELOAD_POLL_SECONDS,
+        "SENTINEL_RESTART_STAGGER_SECONDS": SENTINEL_RESTART_STAGGER_SECONDS,
         "STATEFULSET": names.statefulset,
         "POD_HOST_SUFFIX": host_suffix,
         "REPLICAS": settings.replicas,

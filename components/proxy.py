@@ -11,18 +11,20 @@ from __future__ import annotations
 from .naming import (
     PROXY_HEALTH_PORT,
     REDIS_PORT,
-    SENTINEL_PORT,
     Names,
     common_labels,
     image_version,
     selector_labels,
 )
+from .pod_constants import peer_redis_port, peer_sentinel_port
 from .settings import RedisSettings
+from .tls import REDIS_TLS_PORT
 from .workload import (
     PASSWORD_KEY,
     PREVIOUS_PASSWORD_KEY,
     Json,
     affinity,
+    container_ports,
     pod_security,
     restricted_container_security,
     secret_env,
@@ -49,6 +51,20 @@ a replica in sync); servers that are up are checked every second, as each extra 
 loaded pod is one more chance to flap."""
 
 
+PROXY_CA_MOUNT = "/tls-ca"
+"""The CA bundle (``ca.crt`` of the server certificate Secret) the proxy's checks verify with;
+the proxy never mounts the servers' key."""
+PROXY_CLIENT_CERT_MOUNT = "/tls-client"
+"""With client certificates: the client certificate the checks present (``client.crt`` and
+``client.crt.key``, which HAProxy loads beside it)."""
+CHECKED_BACKEND = "redis_master"
+"""The backend whose servers run the master checks; a second backend (the other of plain and
+TLS in the transition mode) tracks them."""
+
+TRACKING_SERVER_DEFAULTS = "resolvers cluster init-addr none"
+"""Servers that track a checked one run no check of their own, but resolve like it."""
+
+
 def _agreement_backend(ordinal: int) -> str:
     return f"sentinels_agree_on_{ordinal}"
 
@@ -56,9 +72,31 @@ def _agreement_backend(ordinal: int) -> str:
 def _agreed(ordinal: int, quorum: int) -> str:
     """ACL condition: server ``ordinal`` is up as master and ``quorum`` Sentinels name it."""
     return (
-        f"{{ srv_is_up(redis_master/redis-{ordinal}) }} "
+        f"{{ srv_is_up({CHECKED_BACKEND}/redis-{ordinal}) }} "
         f"{{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"
     )
+
+
+def check_tls_options(settings: RedisSettings) -> str:
+    """Server options that make the checks speak TLS, when the pods' links do."""
+    if not settings.tls.internal:
+        return ""
+    options = f" check-ssl verify required ca-file {PROXY_CA_MOUNT}/ca.crt"
+    if settings.tls.client_certificates:
+        options += f" crt {PROXY_CLIENT_CERT_MOUNT}/client.crt"
+    return options
+
+
+def _client_ports(settings: RedisSettings) -> list[tuple[str, int, int]]:
+    """(backend, proxy port, server port) of every client entry point, the checked one first:
+    plain unless TLS-only, and TLS passed through to the servers' TLS port with TLS on."""
+    plain = ("plain", REDIS_PORT, REDIS_PORT)
+    tls = ("tls", REDIS_TLS_PORT, REDIS_TLS_PORT)
+    if not settings.tls.enabled:
+        return [plain]
+    if settings.tls.plaintext:
+        return [plain, tls]
+    return [tls]
 
 
 def _named_reply_length(host: str) -> int:
@@ -89,7 +127,7 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     master_set = settings.master_set_name
     quorum = settings.sentinel_quorum
     routable = " || ".join(_agreed(i, quorum) for i in ordinals)
-    out = [
+    out: list[str] = [
         "global",
         "    log stdout format raw local0 notice",
         # Each connection needs two descriptors; stay under a 20000 open-files hard limit.
@@ -124,30 +162,56 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         f"    bind :{PROXY_HEALTH_PORT}",
         "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
         "",
-        "frontend redis",
-        f"    bind :{REDIS_PORT}",
-        f"    tcp-request connection reject unless {routable}",
-        "    default_backend redis_master",
-        "",
-        "backend redis_master",
+    ]
+    entry_points = _client_ports(settings)
+    backends = [CHECKED_BACKEND] + [f"{CHECKED_BACKEND}_{kind}" for kind, _, _ in entry_points[1:]]
+    for (kind, port, _), backend in zip(entry_points, backends, strict=True):
+        out += [
+            f"frontend {'redis' if kind == 'plain' else 'redis_tls'}",
+            f"    bind :{port}",
+            f"    tcp-request connection reject unless {routable}",
+            f"    default_backend {backend}",
+            "",
+        ]
+    server_port = entry_points[0][2]
+    check_port = peer_redis_port(settings.tls)
+    check_options = "" if check_port == server_port else f" port {check_port}"
+    check_options += check_tls_options(settings)
+    # "default": the connect takes the server line's check options, check-ssl among them.
+    connect = "    tcp-check connect default" if settings.tls.internal else "    tcp-check connect"
+    out += [
+        f"backend {CHECKED_BACKEND}",
         "    option tcp-check",
-        "    tcp-check connect",
+        connect,
         '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
         "    tcp-check expect string +OK",
         # QUIT in the same send: Redis closes the connection after the reply, so a reply that
         # does not match fails the check at once instead of after the check timeout.
         '    tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
         f"    tcp-check expect {master_expectation(settings)}",
-        f"    default-server {SERVER_DEFAULTS} on-marked-down shutdown-sessions",
+        f"    default-server {SERVER_DEFAULTS}{check_options} on-marked-down shutdown-sessions",
     ]
     out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
-    out += [f"    server redis-{i} {names.pod_host(i)}:{REDIS_PORT}" for i in ordinals]
+    out += [f"    server redis-{i} {names.pod_host(i)}:{server_port}" for i in ordinals]
+    for (_, _, port), backend in zip(entry_points[1:], backends[1:], strict=True):
+        out += [
+            "",
+            f"backend {backend}",
+            # Resolved like the checked servers: a rolled pod comes back with a new address.
+            f"    default-server {TRACKING_SERVER_DEFAULTS} on-marked-down shutdown-sessions",
+        ]
+        out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
+        out += [
+            f"    server redis-{i} {names.pod_host(i)}:{port} track {CHECKED_BACKEND}/redis-{i}"
+            for i in ordinals
+        ]
+    sentinel_port = peer_sentinel_port(settings.tls)
     for i in ordinals:
         out += [
             "",
             f"backend {_agreement_backend(i)}",
             "    option tcp-check",
-            "    tcp-check connect",
+            connect,
             '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
             "    tcp-check expect string +OK",
             f'    tcp-check send "SENTINEL GET-MASTER-ADDR-BY-NAME {master_set}\\r\\n"',
@@ -155,10 +219,53 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             # that names another master conclusive once it is long enough to hold this name.
             f"    tcp-check expect min-recv {_named_reply_length(names.pod_host(i))} "
             f"string {names.pod_host(i)}",
-            f"    default-server {SERVER_DEFAULTS}",
+            f"    default-server {SERVER_DEFAULTS}{check_tls_options(settings)}",
         ]
-        out += [f"    server sentinel-{j} {names.pod_host(j)}:{SENTINEL_PORT}" for j in ordinals]
+        out += [f"    server sentinel-{j} {names.pod_host(j)}:{sentinel_port}" for j in ordinals]
     return "\n".join(out) + "\n"
+
+
+def proxy_tls_mounts(settings: RedisSettings) -> list[Json]:
+    """The CA, and the client certificate with client certificates, when the checks use TLS."""
+    if not settings.tls.internal:
+        return []
+    mounts = [{"name": "tls-ca", "mountPath": PROXY_CA_MOUNT, "readOnly": True}]
+    if settings.tls.client_certificates:
+        mounts.append(
+            {"name": "tls-client", "mountPath": PROXY_CLIENT_CERT_MOUNT, "readOnly": True}
+        )
+    return mounts
+
+
+def proxy_tls_volumes(settings: RedisSettings, names: Names) -> list[Json]:
+    """Volumes of :func:`proxy_tls_mounts`: only ``ca.crt`` of the server certificate Secret."""
+    if not settings.tls.internal:
+        return []
+    volumes: list[Json] = [
+        {
+            "name": "tls-ca",
+            "secret": {
+                "secretName": names.tls_secret,
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                "defaultMode": 0o440,
+            },
+        }
+    ]
+    if settings.tls.client_certificates:
+        volumes.append(
+            {
+                "name": "tls-client",
+                "secret": {
+                    "secretName": names.client_tls_secret,
+                    "items": [
+                        {"key": "tls.crt", "path": "client.crt"},
+                        {"key": "tls.key", "path": "client.crt.key"},
+                    ],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    return volumes
 
 
 def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str, str]) -> Json:
@@ -197,17 +304,23 @@ def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str
                             ),
                         ],
                         "ports": [
-                            {"name": "redis", "containerPort": REDIS_PORT},
+                            *container_ports(settings, "redis", REDIS_PORT, REDIS_TLS_PORT),
                             {"name": "health", "containerPort": PROXY_HEALTH_PORT},
                         ],
                         "resources": settings.resources["proxy"].as_kubernetes(),
                         "securityContext": restricted_container_security(),
                         "readinessProbe": {**health, "failureThreshold": 2},
                         "livenessProbe": {**health, "failureThreshold": 6},
-                        "volumeMounts": [{"name": "config", "mountPath": "/config"}],
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/config"},
+                            *proxy_tls_mounts(settings),
+                        ],
                     }
                 ],
-                "volumes": [{"name": "config", "configMap": {"name": names.proxy_config_map}}],
+                "volumes": [
+                    {"name": "config", "configMap": {"name": names.proxy_config_map}},
+                    *proxy_tls_volumes(settings, names),
+                ],
             },
         },
     }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from . import esc
 from .auth import redis_url
 from .naming import REDIS_PORT, Names
+from .pod_constants import peer_sentinel_port
 from .role import RoleComponent
 from .settings import RedisSettings
+from .tls import REDIS_TLS_PORT
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Publishing(RoleComponent):
     """``host:port`` of every Sentinel."""
     sentinel_master_name: pulumi.Output[str]
     """Sentinel master-set name."""
+    tls_ca_certificate: pulumi.Output[str]
+    """PEM CA bundle that verifies the servers' certificate (``ca.crt`` of the certificate
+    Secret, read once the servers run on it); empty without TLS."""
     namespace: pulumi.Output[str]
     """Namespace of the release."""
 
@@ -55,13 +62,23 @@ class Publishing(RoleComponent):
         host = names.service_host()
         password = pulumi.Output.from_input(args.password)
 
+        tls = settings.tls.enabled
+        port = REDIS_TLS_PORT if tls else REDIS_PORT
         self.redis_password = pulumi.Output.secret(password)
         self.redis_url = pulumi.Output.secret(
-            password.apply(lambda value: redis_url(value, host, REDIS_PORT))
+            password.apply(lambda value: redis_url(value, host, port, tls=tls))
         )
-        self.redis_host = pulumi.Output.all(*args.ready).apply(lambda _: host)
-        self.redis_port = pulumi.Output.from_input(REDIS_PORT)
-        self.sentinel_hosts = pulumi.Output.from_input(names.sentinel_hosts(settings.replicas))
+        ready = pulumi.Output.all(*args.ready)
+        self.redis_host = ready.apply(lambda _: host)
+        self.redis_port = pulumi.Output.from_input(port)
+        self.sentinel_hosts = pulumi.Output.from_input(
+            names.sentinel_hosts(settings.replicas, peer_sentinel_port(settings.tls))
+        )
+        self.tls_ca_certificate = (
+            self._read_ca_certificate(name, settings, ready)
+            if tls
+            else pulumi.Output.from_input("")
+        )
         self.sentinel_master_name = pulumi.Output.from_input(settings.master_set_name)
         self.namespace = pulumi.Output.from_input(settings.namespace)
 
@@ -76,8 +93,27 @@ class Publishing(RoleComponent):
                 "redis_port": self.redis_port,
                 "sentinel_hosts": self.sentinel_hosts,
                 "sentinel_master_name": self.sentinel_master_name,
+                "tls_ca_certificate": self.tls_ca_certificate,
                 "namespace": self.namespace,
             }
+        )
+
+    def _read_ca_certificate(
+        self, name: str, settings: RedisSettings, ready: pulumi.Output[list[str]]
+    ) -> pulumi.Output[str]:
+        """``ca.crt`` of the certificate Secret, read once the servers are ready (so it exists;
+        before that, as in the preview of a new stack, it is unknown)."""
+        names = Names.of(settings)
+        secret = k8s.core.v1.Secret.get(
+            f"{name}-tls-ca",
+            ready.apply(lambda _: f"{settings.namespace}/{names.tls_secret}"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # A CA certificate is public: clients need it to verify the servers.
+        return pulumi.Output.unsecret(
+            secret.data.apply(
+                lambda data: base64.b64decode((data or {}).get("ca.crt", "")).decode()
+            )
         )
 
     def _publish_environment(self, name: str, settings: RedisSettings) -> None:
@@ -85,17 +121,23 @@ class Publishing(RoleComponent):
         import pulumi_pulumiservice as pulumiservice
 
         document = pulumi.Output.all(
-            self.redis_url, self.redis_password, self.redis_host, self.sentinel_hosts
+            self.redis_url,
+            self.redis_password,
+            self.redis_host,
+            self.sentinel_hosts,
+            self.redis_port,
+            self.tls_ca_certificate,
         ).apply(
             lambda values: esc.render_environment_yaml(
                 esc.build_environment_document(
                     redis_url=values[0],
                     redis_password=values[1],
                     redis_host=values[2],
-                    redis_port=REDIS_PORT,
+                    redis_port=values[4],
                     sentinel_hosts=values[3],
                     sentinel_master_name=settings.master_set_name,
                     namespace=settings.namespace,
+                    tls_ca_certificate=values[5],
                 )
             )
         )

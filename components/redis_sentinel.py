@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from .access import Access, AccessArgs
+from .certificates import Certificates, CertificatesArgs
 from .publishing import Publishing, PublishingArgs
 from .revocation import Revocation, RevocationArgs
 from .routing import MasterRouting, MasterRoutingArgs
@@ -32,7 +33,8 @@ class RedisSentinel(pulumi.ComponentResource):
     """
 
     redis_url: pulumi.Output[str]
-    """Secret ``redis://:<password>@<name>-service.<namespace>.svc.<domain>:6379/0``."""
+    """Secret ``redis://:<password>@<name>-service.<namespace>.svc.<domain>:6379/0``, with TLS
+    ``rediss://...:6380/0``."""
     redis_password: pulumi.Output[str]
     """Secret AUTH password."""
     redis_host: pulumi.Output[str]
@@ -43,6 +45,8 @@ class RedisSentinel(pulumi.ComponentResource):
     """``host:port`` of every Sentinel."""
     sentinel_master_name: pulumi.Output[str]
     """Sentinel master-set name."""
+    tls_ca_certificate: pulumi.Output[str]
+    """PEM CA bundle that verifies the servers' certificate; empty without TLS."""
     namespace: pulumi.Output[str]
     """Namespace of the release."""
 
@@ -54,6 +58,12 @@ class RedisSentinel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         access = Access(name, AccessArgs(settings), child)
+        if settings.tls.enabled:
+            Certificates(
+                name,
+                CertificatesArgs(settings, prerequisites=list(access.workloads.prerequisites)),
+                child,
+            )
         servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)
         routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
         if settings.previous_password_revoked or settings.previous_internal_passwords_revoked:
@@ -76,6 +86,7 @@ class RedisSentinel(pulumi.ComponentResource):
         self.redis_port = publishing.redis_port
         self.sentinel_hosts = publishing.sentinel_hosts
         self.sentinel_master_name = publishing.sentinel_master_name
+        self.tls_ca_certificate = publishing.tls_ca_certificate
         self.namespace = publishing.namespace
         self.register_outputs(
             {
@@ -85,6 +96,7 @@ class RedisSentinel(pulumi.ComponentResource):
                 "redis_port": self.redis_port,
                 "sentinel_hosts": self.sentinel_hosts,
                 "sentinel_master_name": self.sentinel_master_name,
+                "tls_ca_certificate": self.tls_ca_certificate,
                 "namespace": self.namespace,
             }
         )

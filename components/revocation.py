@@ -31,6 +31,8 @@ from .workload import (
     pod_security,
     restricted_container_security,
     secret_env,
+    tls_mounts,
+    tls_volumes,
 )
 
 REVOCATION_COMPONENT = "credentials"
@@ -118,6 +120,7 @@ def revocation_job_spec(settings: RedisSettings, names: Names, revoked: RevokedP
                         "volumeMounts": [
                             {"name": "scripts", "mountPath": SCRIPTS_MOUNT},
                             {"name": "tmp", "mountPath": TMP_MOUNT},
+                            *tls_mounts(settings),
                         ],
                     }
                 ],
@@ -127,6 +130,7 @@ def revocation_job_spec(settings: RedisSettings, names: Names, revoked: RevokedP
                         "configMap": {"name": names.config_map, "defaultMode": 0o555},
                     },
                     {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+                    *tls_volumes(settings, names),
                 ],
             },
         },

@@ -78,7 +78,7 @@ class MasterRouting(RoleComponent):
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=object_metadata(settings, names.service, "proxy"),
-            spec=master_service_spec(names),
+            spec=master_service_spec(settings, names),
             opts=in_namespace,
         )
 

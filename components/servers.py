@@ -77,13 +77,13 @@ class RedisServers(RoleComponent):
         headless = k8s.core.v1.Service(
             f"{name}-headless",
             metadata=object_metadata(settings, names.headless_service),
-            spec=headless_service_spec(names),
+            spec=headless_service_spec(settings, names),
             opts=in_namespace,
         )
         sentinel = k8s.core.v1.Service(
             f"{name}-sentinel",
             metadata=object_metadata(settings, names.sentinel_service),
-            spec=sentinel_service_spec(names),
+            spec=sentinel_service_spec(settings, names),
             opts=in_namespace,
         )
         # Replaced, and destroyed, without a pod left behind:

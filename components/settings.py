@@ -26,6 +26,7 @@ from .engines import (
     engine_of_image,
     version_of_image,
 )
+from .tls import TlsSettings, parse_tls
 
 CONFIG_NAMESPACE = "redis"
 
@@ -182,6 +183,8 @@ class RedisSettings:
     """ESC project of the environment."""
     esc_environment: str | None = None
     """ESC environment name; the stack name when unset."""
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    """TLS on every link with certificates from cert-manager (``redis:tls``)."""
 
     @property
     def server_engine(self) -> Engine:
@@ -375,6 +378,7 @@ KEYS: dict[str, _Key] = {
     "escOrganization": _Key(_as_str, "esc_organization", "a Pulumi Cloud organization"),
     "escProject": _Key(_matching(DNS_LABEL), "esc_project", "an ESC project name"),
     "escEnvironment": _Key(_matching(DNS_LABEL), "esc_environment", "an ESC environment name"),
+    "tls": _Key(_as_structured, "tls", "an object such as {enabled: true, selfSignedCa: true}"),
 }
 
 
@@ -481,6 +485,8 @@ def load_settings(raw: Mapping[str, Any]) -> RedisSettings:
 
     resources = _parse_resources(values.pop("resources", {}), problems)
     raw_maxmemory = values.pop("maxmemory_bytes", None)
+    if "tls" in values:
+        values["tls"] = parse_tls(values["tls"], _key("tls"), problems)
     settings = RedisSettings(**values, resources=resources)
 
     replicas = settings.replicas

@@ -16,6 +16,7 @@ from .credentials import (
 from .naming import REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
 from .pod_constants import CONFIG_MOUNT, DATA_MOUNT, RUN_MOUNT, SCRIPTS_MOUNT, TMP_MOUNT
 from .settings import RedisSettings
+from .tls import REDIS_TLS_PORT, SENTINEL_TLS_PORT, TLS_MOUNT
 
 REDIS_UID = 999
 
@@ -128,6 +129,31 @@ def _mounts(*volumes: tuple[str, str]) -> list[Json]:
     return [{"name": name, "mountPath": path} for name, path in volumes]
 
 
+def tls_mounts(settings: RedisSettings) -> list[Json]:
+    """The certificate Secret's mount, with TLS on."""
+    if not settings.tls.enabled:
+        return []
+    return [{"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True}]
+
+
+def tls_volumes(settings: RedisSettings, names: Names) -> list[Json]:
+    """The certificate Secret as a volume readable by the pod's group, with TLS on. The kubelet
+    swaps its files in one step when cert-manager renews the certificate."""
+    if not settings.tls.enabled:
+        return []
+    return [{"name": "tls", "secret": {"secretName": names.tls_secret, "defaultMode": 0o440}}]
+
+
+def container_ports(settings: RedisSettings, name: str, plain: int, tls: int) -> list[Json]:
+    """The ports a container listens on: plain unless TLS-only, TLS when enabled."""
+    ports = []
+    if settings.tls.plain_ports_open:
+        ports.append({"name": name, "containerPort": plain})
+    if settings.tls.enabled:
+        ports.append({"name": f"{name}-tls", "containerPort": tls})
+    return ports
+
+
 def redis_container(settings: RedisSettings, names: Names) -> Json:
     return {
         "name": "redis",
@@ -135,7 +161,7 @@ def redis_container(settings: RedisSettings, names: Names) -> Json:
         "imagePullPolicy": settings.image_pull_policy,
         "command": _script_command("start-redis.sh"),
         "env": pod_env(settings, names),
-        "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+        "ports": container_ports(settings, "redis", REDIS_PORT, REDIS_TLS_PORT),
         "resources": settings.resources["redis"].as_kubernetes(),
         "securityContext": restricted_container_security(),
         "startupProbe": _exec_probe("redis-live", period=2, failures=150),
@@ -151,7 +177,8 @@ def redis_container(settings: RedisSettings, names: Names) -> Json:
             ("scripts", SCRIPTS_MOUNT),
             ("run", RUN_MOUNT),
             ("tmp", TMP_MOUNT),
-        ),
+        )
+        + tls_mounts(settings),
     }
 
 
@@ -162,7 +189,7 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
         "imagePullPolicy": settings.image_pull_policy,
         "command": _script_command("start-sentinel.sh"),
         "env": pod_env(settings, names),
-        "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT}],
+        "ports": container_ports(settings, "sentinel", SENTINEL_PORT, SENTINEL_TLS_PORT),
         "resources": settings.resources["sentinel"].as_kubernetes(),
         "securityContext": restricted_container_security(),
         "startupProbe": _exec_probe("sentinel-live", period=2, failures=150),
@@ -178,7 +205,8 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
             ("scripts", SCRIPTS_MOUNT),
             ("run", RUN_MOUNT),
             ("tmp", TMP_MOUNT),
-        ),
+        )
+        + tls_mounts(settings),
     }
 
 
@@ -233,6 +261,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                     },
                     {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    *tls_volumes(settings, names),
                 ],
             },
         },

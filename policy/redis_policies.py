@@ -56,6 +56,12 @@ MIN_REDIS_REPLICAS = 3
 RESOURCE_KINDS = ("requests", "limits")
 RESOURCE_NAMES = ("cpu", "memory")
 REQUIRE_HARD_ANTI_AFFINITY = "requireHardAntiAffinity"
+REQUIRE_TLS = "requireTls"
+TLS_ONLY_LINES = {
+    "redis.conf": ("port 0", "tls-replication yes"),
+    "sentinel.conf": ("tls-replication yes",),
+}
+"""What a TLS-only redis.conf and sentinel.conf hold besides a ``tls-port``."""
 PASSWORD_WORDS = ("PASS", "AUTH", "SECRET")
 INTERNAL_CREDENTIALS_POLICY = "internal-credentials-stay-in-the-secret"
 
@@ -241,6 +247,31 @@ def no_literal_credentials(
     return violations
 
 
+def tls_required(resource_type: str, props: Mapping[str, Any], config: Config) -> list[str]:
+    """With ``requireTls``, the Redis ConfigMap (the one holding ``redis.conf``) configures
+    Redis and Sentinel TLS-only: each has a ``tls-port``, the servers ``port 0`` (the
+    Sentinels' plain port follows the same mode in their start script), and both open their own
+    links with TLS (``tls-replication yes``). The transition mode, which keeps the plain ports
+    and plain links, fails this rule."""
+    if not config.get(REQUIRE_TLS) or resource_type != CONFIGMAP:
+        return []
+    data = mapping(props.get("data"))
+    if "redis.conf" not in data:
+        return []
+    violations = []
+    for name, required in TLS_ONLY_LINES.items():
+        lines = {line.strip() for line in str(data.get(name, "")).splitlines()}
+        missing = [line for line in required if line not in lines]
+        if not any(line.startswith("tls-port ") for line in lines):
+            missing.insert(0, "tls-port")
+        if missing:
+            violations.append(
+                f"TLS is required (redis:tls enabled, plaintext off): {name} lacks "
+                + ", ".join(f"'{line}'" for line in missing)
+            )
+    return violations
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """One policy of the pack: its name, description, rule and optional config schema."""
@@ -285,6 +316,21 @@ RULES: tuple[RuleSpec, ...] = (
                     "default": False,
                     "description": "Require requiredDuringScheduling pod anti-affinity on "
                     "kubernetes.io/hostname for Redis StatefulSets.",
+                }
+            }
+        ),
+    ),
+    RuleSpec(
+        "redis-tls-required",
+        "With requireTls (prod), Redis and Sentinel serve TLS only, and replication and the "
+        "Sentinels' links use it.",
+        tls_required,
+        PolicyConfigSchema(
+            properties={
+                REQUIRE_TLS: {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Require redis:tls enabled with plaintext off.",
                 }
             }
         ),

@@ -174,6 +174,8 @@ SENTINEL_TO_REDIS: list[Case] = [
             ("INFO", "replication"),
             ("ROLE",),
             ("PUBLISH", "__sentinel__:boundary-probe", "x"),
+            # A coordinated failover pauses writes before FAILOVER (1 ms here).
+            ("CLIENT", "PAUSE", "1", "WRITE"),
         )
     ),
     *(
@@ -214,6 +216,11 @@ USERS = {
 client pod cannot import that package)."""
 
 
+TLS_OPTIONS: dict[str, Any] = {}
+"""redis-py options of every connection with TLS on (set by :func:`main` from the payload's
+``ca``): TLS, verifying the servers with that CA."""
+
+
 def connect(endpoint: tuple[str, int], user: str, password: str) -> redis.Redis:
     """A connection that reports a refused login at once (redis-py retries an
     AuthenticationError, a ConnectionError, by default)."""
@@ -225,6 +232,7 @@ def connect(endpoint: tuple[str, int], user: str, password: str) -> redis.Redis:
         socket_timeout=3,
         socket_connect_timeout=3,
         retry=Retry(NoBackoff(), 0),
+        **TLS_OPTIONS,
     )
 
 
@@ -295,9 +303,13 @@ def probe(
 
 
 def main() -> None:
-    """Reads ``{"endpoints", "passwords", "master_set"}`` as JSON on stdin, prints the broken
-    boundaries as a JSON list."""
+    """Reads ``{"endpoints", "passwords", "master_set"}`` (and ``ca`` with TLS) as JSON on
+    stdin, prints the broken boundaries as a JSON list."""
     payload: dict[str, Any] = json.loads(sys.stdin.read())
+    if payload.get("ca"):
+        ca_file = Path("/tmp/boundaries-ca.crt")
+        ca_file.write_text(payload["ca"])
+        TLS_OPTIONS.update(ssl=True, ssl_ca_certs=str(ca_file))
     endpoints = {port: (host, int(number)) for port, (host, number) in payload["endpoints"].items()}
     print(json.dumps(probe(endpoints, payload["passwords"], payload["master_set"])))
 

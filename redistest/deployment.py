@@ -52,6 +52,11 @@ class Deployed:
     def url(self) -> str:
         return str(self.outputs["redis_url"])
 
+    @property
+    def ca(self) -> str:
+        """The PEM CA bundle that verifies the servers with TLS on, else empty."""
+        return str(self.outputs.get("tls_ca_certificate") or "")
+
     def log(self, line: str) -> None:
         log_line(line)
 

@@ -16,8 +16,17 @@ from automation.workspace import cache_dir, kubeconfig
 
 CLIENT_POD = "redis-client"
 CLIENT_IMAGE = "localhost/sophia/redis-client:7.0"
-CLI_IN_POD = '. /scripts/constants.sh && exec "$CLI_BIN" "$@"'
-"""Runs the CLI of the pod's engine with the arguments after ``sh -c CLI_IN_POD sh``."""
+CLI_IN_POD = """. /scripts/constants.sh || exit 1
+port=$REDIS_PORT
+[ "$1" = sentinel ] && port=$SENTINEL_PORT
+shift
+tls=""
+[ "${INTERNAL_TLS:-0}" = 1 ] &&
+    tls="--tls --cacert $TLS_DIR/ca.crt --cert $TLS_DIR/tls.crt --key $TLS_DIR/tls.key"
+exec "$CLI_BIN" $tls -p "$port" "$@"
+"""
+"""Runs the CLI of the pod's engine with the arguments after ``sh -c CLI_IN_POD sh redis|sentinel``
+on the port (and with the TLS options) the pod's own scripts use."""
 
 
 def kubectl_path() -> str:
@@ -90,14 +99,13 @@ class Kube:
 
     def cli(self, pod: str, container: str, *args: str) -> str:
         """The engine's CLI (``redis-cli``, ``valkey-cli``: the pod's constants.sh names it)
-        run inside the pod, authenticated by the pod's REDISCLI_AUTH."""
-        return self.exec(pod, container, "sh", "-c", CLI_IN_POD, "sh", *args, timeout=20)
+        run inside the pod on the container's port, authenticated by the pod's
+        REDISCLI_AUTH; over TLS when the pod's own links are."""
+        return self.exec(pod, container, "sh", "-c", CLI_IN_POD, "sh", container, *args, timeout=20)
 
     def sentinel(self, pod: str, *command: str) -> str:
         """A Sentinel command as its admin user inside the pod (REDISCLI_AUTH from the Secret)."""
-        return self.cli(
-            pod, "sentinel", "--no-auth-warning", "--user", "admin", "-p", "26379", *command
-        )
+        return self.cli(pod, "sentinel", "--no-auth-warning", "--user", "admin", *command)
 
     def redis(self, pod: str, *command: str) -> str:
         """A Redis command as the admin user inside the pod (REDISCLI_AUTH from the Secret)."""

@@ -80,12 +80,13 @@ def server_pod_uids(kube: Kube) -> dict[str, str]:
 def change_under_writer(
     release: Deployed, prefix: str, **config: str
 ) -> tuple[dict[str, Any], float, float]:
-    """``pulumi up`` with ``config`` while a writer writes through the current ``redis_url``;
+    """``pulumi up`` with ``config`` while a writer writes through the current ``redis_url``
+    (verifying the servers with the current CA output when it is ``rediss://``);
     the writer's figures (longest gap over the ``up``, writes, losses, READONLY errors after
     settle) and when the ``up`` began and ended."""
-    kube, url = release.kube, release.url
+    kube, url, ca = release.kube, release.url, release.ca
     begun = time.time()
-    writer = start_writer(kube, url, prefix, WRITER_SECONDS)
+    writer = start_writer(kube, url, prefix, WRITER_SECONDS, ca)
     try:
         wait_for_writes(writer, since=begun)
         started = time.time()
@@ -103,7 +104,7 @@ def change_under_writer(
             longest_gap([t for _, t in run.confirmed], started, finished), 3
         ),
         "confirmed_writes": len(run.confirmed),
-        "confirmed_writes_lost": len(missing_confirmed(kube, url, run)),
+        "confirmed_writes_lost": len(missing_confirmed(kube, url, run, ca)),
         "readonly_errors_after_settle": readonly_after_settle(run, started),
         "writer_errors": run.errors,
     }

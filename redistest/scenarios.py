@@ -97,13 +97,14 @@ def run_scenario(
     url: str,
     inject: Callable[[str], dict[str, object]],
     replicas: int = 3,
+    ca: str = "",
 ) -> Measurement:
     """Writer on; once it confirms writes, ``inject(master)`` at t0; the writer ends about
-    t0 + 30 s; then verify and heal."""
+    t0 + 30 s; then verify and heal. ``ca`` verifies the servers of a ``rediss://`` URL."""
     old_master = wait_healthy(kube, replicas)
     prefix = f"{name}-{int(time.time())}"
     started = time.time()
-    writer = start_writer(kube, url, prefix, LEAD_SECONDS + WINDOW_SECONDS)
+    writer = start_writer(kube, url, prefix, LEAD_SECONDS + WINDOW_SECONDS, ca)
     try:
         wait_for_writes(writer, since=started, timeout=LEAD_SECONDS)
         event = time.time()
@@ -113,7 +114,7 @@ def run_scenario(
         raise
     run = finish_writer(writer, prefix, timeout=WINDOW_SECONDS + 120)
     new_master = wait_healthy(kube, replicas)
-    missing = missing_confirmed(kube, url, run)
+    missing = missing_confirmed(kube, url, run, ca)
     return Measurement(
         scenario=name,
         old_master=old_master,

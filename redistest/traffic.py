@@ -26,8 +26,13 @@ base = sys.argv[1]
 with open(base + ".cfg") as handle:
     cfg = json.load(handle)
 os.unlink(base + ".cfg")
+tls = {}
+if cfg.get("ca"):
+    with open(base + ".ca", "w") as handle:
+        handle.write(cfg["ca"])
+    tls = {"ssl_ca_certs": base + ".ca"}
 client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
-                              retry_on_timeout=False, health_check_interval=0)
+                              retry_on_timeout=False, health_check_interval=0, **tls)
 confirmed, readonly, errors, unconfirmed, masters = [], [], {}, 0, []
 seq = 0
 deadline = time.time() + cfg["duration"]
@@ -67,7 +72,12 @@ VERIFIER = r"""
 import json, sys, time
 import redis
 cfg = json.loads(sys.stdin.read())
-client = redis.Redis.from_url(cfg["url"], socket_timeout=5)
+tls = {}
+if cfg.get("ca"):
+    with open("/tmp/verifier.ca", "w") as handle:
+        handle.write(cfg["ca"])
+    tls = {"ssl_ca_certs": "/tmp/verifier.ca"}
+client = redis.Redis.from_url(cfg["url"], socket_timeout=5, **tls)
 missing = []
 seqs = cfg["seqs"]
 
@@ -128,10 +138,11 @@ class Writer:
         return f"/tmp/{self.prefix}"
 
 
-def start_writer(kube: Kube, url: str, prefix: str, duration: float) -> Writer:
-    """Starts the writer in the client pod; the URL travels on stdin into a file, never argv."""
+def start_writer(kube: Kube, url: str, prefix: str, duration: float, ca: str = "") -> Writer:
+    """Starts the writer in the client pod; the URL travels on stdin into a file, never argv.
+    ``ca``: the PEM CA bundle that verifies the servers of a ``rediss://`` URL."""
     writer = Writer(kube, prefix)
-    config = json.dumps({"url": url, "prefix": prefix, "duration": duration})
+    config = json.dumps({"url": url, "prefix": prefix, "duration": duration, "ca": ca})
     kube.run(
         "exec",
         "-i",
@@ -240,9 +251,9 @@ def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
     )
 
 
-def missing_confirmed(kube: Kube, url: str, run: WriterRun) -> list[int]:
+def missing_confirmed(kube: Kube, url: str, run: WriterRun, ca: str = "") -> list[int]:
     """Confirmed writes that cannot be read back through ``redis_url``."""
-    payload = {"url": url, "prefix": run.prefix, "seqs": [s for s, _ in run.confirmed]}
+    payload = {"url": url, "prefix": run.prefix, "seqs": [s for s, _ in run.confirmed], "ca": ca}
     missing: list[int] = kube.client_python(VERIFIER, payload)["missing"]
     return missing
 

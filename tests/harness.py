@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import runpy
@@ -73,6 +74,8 @@ class Deployment:
     """Resource options by (type, name), as the program passed them."""
     registrations: dict[tuple[str, str], Registration] = field(default_factory=dict)
     """URNs by (type, name), as the mock monitor saw them."""
+    reads: list[tuple[str, str]] = field(default_factory=list)
+    """(type, ID) of every existing object the program read (``Resource.get``)."""
 
     def of_type(self, resource_type: str) -> list[Registered]:
         return [r for r in self.resources if r.type == resource_type]
@@ -146,6 +149,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.deployment = deployment
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "kubernetes:core/v1:Secret" and args.resource_id:
+            # A read of the certificate Secret cert-manager writes.
+            self.deployment.reads.append((args.typ, str(args.resource_id)))
+            ca = base64.b64encode(FAKE_CA_CERTIFICATE.encode()).decode()
+            return str(args.resource_id), {"data": {"ca.crt": ca}}
         self.deployment.resources.append(
             Registered(
                 args.typ, args.name, reveal(dict(args.inputs)), getattr(args, "custom", None)
@@ -160,6 +168,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self, args: pulumi.runtime.MockCallArgs
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
+
+
+FAKE_CA_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+"""``ca.crt`` of the certificate Secret under mocks."""
 
 
 def run_program(

@@ -79,7 +79,15 @@ pod_hosts() {
     done
 }
 
-# cli USER HOST PORT ARGS...: one command as USER (password in REDISCLI_AUTH), bounded in time.
+# The client certificate and CA of every TLS connection the scripts open; the pod's own
+# certificate serves as client certificate (its usages include client auth).
+TLS_CLI_ARGS="--tls --cacert $TLS_DIR/ca.crt --cert $TLS_DIR/tls.crt --key $TLS_DIR/tls.key"
+
+# cli USER HOST PORT ARGS...: one command as USER (password in REDISCLI_AUTH), bounded in time;
+# over TLS when the pods' links are. In the TLS transition mode the links are plain, but a peer
+# already on the TLS-only spec refuses plain at once: the command is then sent again over TLS,
+# on the TLS port beside the plain one (PORT + 1), so the last pods of the previous spec still
+# hand over to the new ones.
 cli() {
     _cli_user=$1
     _cli_host=$2
@@ -87,8 +95,16 @@ cli() {
     shift
     _cli_port=$1
     shift
-    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$_cli_user" \
-        -h "$_cli_host" -p "$_cli_port" "$@" 2>/dev/null
+    _cli_tls=""
+    [ "$INTERNAL_TLS" = 0 ] || _cli_tls=$TLS_CLI_ARGS
+    # shellcheck disable=SC2086 # the TLS arguments are a list of words
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning $_cli_tls --user "$_cli_user" \
+        -h "$_cli_host" -p "$_cli_port" "$@" 2>/dev/null && return 0
+    _cli_status=$?
+    [ "$INTERNAL_TLS" = 0 ] && [ "$REDIS_LISTEN_TLS_PORT" != 0 ] || return "$_cli_status"
+    # shellcheck disable=SC2086
+    timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning $TLS_CLI_ARGS --user "$_cli_user" \
+        -h "$_cli_host" -p "$((_cli_port + 1))" "$@" 2>/dev/null
 }
 
 # redis_cmd HOST ARGS...: a command to a Redis server as the admin user.
@@ -103,6 +119,57 @@ redis_cmd() {
 local_redis_cmd() {
     timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
         -s "$REDIS_SOCKET" "$@" 2>/dev/null
+}
+
+# close_ports: this server stops accepting TCP connections, plain and TLS; established ones
+# (replication, Sentinel links) stay.
+close_ports() {
+    if [ "$REDIS_LISTEN_TLS_PORT" = 0 ]; then
+        local_redis_cmd CONFIG SET port 0 >/dev/null
+    else
+        local_redis_cmd CONFIG SET port 0 tls-port 0 >/dev/null
+    fi
+}
+
+# open_ports: the ports this server listens on by its config, open again.
+open_ports() {
+    if [ "$REDIS_LISTEN_TLS_PORT" = 0 ]; then
+        local_redis_cmd CONFIG SET port "$REDIS_LISTEN_PORT" >/dev/null
+    else
+        local_redis_cmd CONFIG SET port "$REDIS_LISTEN_PORT" tls-port "$REDIS_LISTEN_TLS_PORT" >/dev/null
+    fi
+}
+
+# ports_closed: true while close_ports holds (the port peers use is closed).
+ports_closed() {
+    _port_setting=port
+    [ "$INTERNAL_TLS" = 0 ] || _port_setting=tls-port
+    [ "$(local_redis_cmd CONFIG GET "$_port_setting" | tail -n 1)" = 0 ]
+}
+
+# certificate_digest: a digest of the mounted certificate files, empty without TLS.
+certificate_digest() {
+    [ "$REDIS_LISTEN_TLS_PORT" != 0 ] || return 0
+    cat "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key" "$TLS_DIR/ca.crt" 2>/dev/null | sha256sum | cut -d ' ' -f 1
+}
+
+# on_certificate_change COMMAND...: in the background, runs COMMAND each time cert-manager has
+# renewed the certificate (the kubelet swaps the Secret volume's files in one step).
+on_certificate_change() {
+    [ "$REDIS_LISTEN_TLS_PORT" != 0 ] || return 0
+    watch_certificate "$@" &
+}
+
+# watch_certificate COMMAND...: the loop of on_certificate_change.
+watch_certificate() {
+    _seen=$(certificate_digest)
+    while :; do
+        sleep "$CERTIFICATE_RELOAD_POLL_SECONDS"
+        _now=$(certificate_digest)
+        if [ -n "$_now" ] && [ "$_now" != "$_seen" ]; then
+            "$@" && _seen=$_now
+        fi
+    done
 }
 
 # sentinel_cmd HOST ARGS...: a command to a Sentinel as its admin user.

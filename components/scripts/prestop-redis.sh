@@ -136,7 +136,7 @@ log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and kno
 # Sentinels and the proxy name the new master. Replication and Sentinel links are established
 # and stay; this pod's scripts use the Unix socket.
 leave_network() {
-    local_redis_cmd CONFIG SET port 0 >/dev/null
+    close_ports
     closed=$(local_redis_cmd CLIENT KILL USER "$APPLICATION_USER")
     log "preStop: port closed, ${closed:-0} application connection(s) closed"
 }
@@ -145,7 +145,7 @@ leave_network() {
 # (the pause blocks its hello messages, and it drops a link whose PING waits behind them) must
 # be able to reconnect; watch_demotion closes the port again.
 reopen_port() {
-    local_redis_cmd CONFIG SET port "$REDIS_PORT" >/dev/null
+    open_ports
     log "preStop: a Sentinel lost its link before the demotion: port open again"
 }
 
@@ -154,7 +154,7 @@ reopen_port() {
 watch_demotion() {
     while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         if [ "$(local_redis_cmd ROLE | head -n 1)" != master ]; then
-            [ "$(local_redis_cmd CONFIG GET port | tail -n 1)" = 0 ] || leave_network
+            ports_closed || leave_network
             return 0
         fi
         sleep "$DEMOTION_POLL_SECONDS"
@@ -182,7 +182,7 @@ while :; do
         log "preStop: no failover started; writes stay paused and the port closed until shutdown, then the Sentinels fail over"
         exit 0
     fi
-    local_redis_cmd CONFIG SET port "$REDIS_PORT" >/dev/null
+    open_ports
     local_redis_cmd CLIENT UNPAUSE >/dev/null
     sleep 1
 done
@@ -205,7 +205,7 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     role=$(local_redis_cmd ROLE | head -n 1)
     case $now in
     *disconnected*)
-        if [ "$role" = master ] && [ "$(local_redis_cmd CONFIG GET port | tail -n 1)" = 0 ]; then
+        if [ "$role" = master ] && ports_closed; then
             reopen_port
         fi
         ;;

@@ -81,4 +81,11 @@ if [ "$master" = "$SELF" ]; then
 else
     log "starting as replica of $master"
 fi
+# reload_certificate: the server takes the renewed certificate, key and CA for new connections.
+reload_certificate() {
+    local_redis_cmd CONFIG SET tls-cert-file "$TLS_DIR/tls.crt" tls-key-file "$TLS_DIR/tls.key" \
+        tls-ca-cert-file "$TLS_DIR/ca.crt" | grep -qx OK || return 1
+    log "certificate renewed: reloaded"
+}
+on_certificate_change reload_certificate
 exec "$SERVER_BIN" "$CONF"

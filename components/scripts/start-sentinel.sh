@@ -14,12 +14,15 @@ mkdir -p "$SENTINEL_DIR"
 # monitor line first (Sentinel requires it before any other option of the master).
 known_state() {
     [ -f "$STATE" ] || return 0
-    _monitor=$(grep "^sentinel monitor $MASTER_SET " "$STATE" | head -n 1 | cut -d ' ' -f 4,5)
+    _monitor=$(grep "^sentinel monitor $MASTER_SET " "$STATE" | head -n 1 | cut -d ' ' -f 4)
     [ -n "$_monitor" ] || return 0
     grep -e '^sentinel myid ' -e '^sentinel current-epoch ' "$STATE" || true
-    echo "sentinel monitor $MASTER_SET $_monitor $QUORUM"
+    echo "sentinel monitor $MASTER_SET $_monitor $REDIS_PORT $QUORUM"
     grep -e "^sentinel config-epoch $MASTER_SET " -e "^sentinel leader-epoch $MASTER_SET " "$STATE" || true
-    grep -e "^sentinel known-replica $MASTER_SET " -e "^sentinel known-sentinel $MASTER_SET " "$STATE" |
+    # Entries on another port are from before TLS was turned on or off: the Sentinel finds its
+    # peers again on the ports they use now.
+    grep -e "^sentinel known-replica $MASTER_SET [^ ]* $REDIS_PORT\$" \
+        -e "^sentinel known-sentinel $MASTER_SET [^ ]* $SENTINEL_PORT " "$STATE" |
         while read -r _line; do
             removed_host "$(echo "$_line" | cut -d ' ' -f 4)" || echo "$_line"
         done
@@ -81,6 +84,14 @@ forget_removed_pods() {
     done
 }
 
+# restart_for_new_certificate: stops this Sentinel (the shell's process, which it replaced by
+# exec) after this pod's share of the stagger, so it starts again on the renewed certificate.
+restart_for_new_certificate() {
+    sleep $((ORDINAL * SENTINEL_RESTART_STAGGER_SECONDS))
+    log "certificate renewed: restarting Sentinel to serve it"
+    kill -TERM $$
+}
+
 state=$(known_state)
 if [ -z "$state" ]; then
     log "no Sentinel state yet: waiting for the master to be known"
@@ -102,7 +113,7 @@ fi
 umask 077
 # Sentinel rewrites this file as its view changes, which is what keeps its state on the volume.
 {
-    printf 'port %s\n' "$SENTINEL_PORT"
+    printf 'port %s\n' "$SENTINEL_LISTEN_PORT"
     printf 'dir %s\n' "$SENTINEL_DIR"
     printf 'sentinel resolve-hostnames yes\n'
     printf 'sentinel announce-hostnames yes\n'
@@ -118,5 +129,8 @@ umask 077
 } > "$STATE.new"
 mv "$STATE.new" "$STATE"
 forget_removed_pods &
+# Sentinel cannot reload a certificate: after a renewal it stops and the kubelet restarts it on
+# the new one, each pod's Sentinel after its own delay so the quorum stays.
+on_certificate_change restart_for_new_certificate
 log "starting Sentinel for $(printf '%s\n' "$state" | sed -n 's/^sentinel monitor [^ ]* \([^ ]*\) .*/\1/p')"
 exec "$SENTINEL_BIN" "$STATE"

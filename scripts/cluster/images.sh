@@ -8,6 +8,7 @@
 #   $HAPROXY_IMAGE       HAProxy 3.2 (testing) (uid 999)
 #   $REDIS_CLIENT_IMAGE  redis-tools (redis-cli, redis-benchmark), python3-redis (uid 999)
 #   $PAUSE_IMAGE         static Go pause (tools/pause), containerd's sandbox image
+#   $CERT_MANAGER_IMAGE  static cert-manager controller (tools/cert-manager, uid 65532)
 # All run as a non-root user and work with readOnlyRootFilesystem when the pod
 # mounts volumes where it writes (/data, /tmp, config directories).
 #
@@ -44,6 +45,7 @@ image_ref() {
         haproxy) echo "$HAPROXY_IMAGE" ;;
         redis-client) echo "$REDIS_CLIENT_IMAGE" ;;
         pause) echo "$PAUSE_IMAGE" ;;
+        cert-manager) echo "$CERT_MANAGER_IMAGE" ;;
     esac
 }
 image_packages() {
@@ -78,7 +80,7 @@ image_main_package() {
         haproxy) echo haproxy ;;
     esac
 }
-IMAGE_KEYS=(pause redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client)
+IMAGE_KEYS=(pause cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client)
 
 archive_of() { echo "$IMAGES_DIR/$1.tar"; }
 
@@ -100,6 +102,7 @@ image_hash() {
         # Relative names: the hash must not depend on where the repository is checked out.
         (cd "$CLUSTER_LIB_DIR" && sha256sum images.sh mkimage.py)
         [[ $key != pause ]] || { go version; (cd "$REPO_ROOT/tools/pause" && sha256sum ./*.go go.mod); }
+        [[ $key != cert-manager ]] || { go version; (cd "$REPO_ROOT/tools/cert-manager" && sha256sum ./*.go go.mod go.sum); }
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -202,6 +205,31 @@ build_pause() {
     pack pause "$root" --user 65535:65535 --entrypoint '["/pause"]'
 }
 
+# check_cert_manager_pin: like build.sh's check_pins, keeps versions.env (what
+# up.sh takes the CRDs from) and the go.mod that is built from drifting apart.
+check_cert_manager_pin() {
+    local mod=github.com/cert-manager/cert-manager want=$CERT_MANAGER_VERSION
+    grep -Eq "(^|[[:space:]])${mod//./\\.} ${want//./\\.}([[:space:]]|$)" "$REPO_ROOT/tools/cert-manager/go.mod" ||
+        die "tools/cert-manager/go.mod does not pin $mod $want as scripts/versions.env says"
+}
+
+# build_cert_manager: cert-manager's controllers as one static binary in an
+# otherwise empty root filesystem, run as the unprivileged uid 65532.
+build_cert_manager() {
+    local root=$ROOTFS_DIR/cert-manager dir=$REPO_ROOT/tools/cert-manager
+    require_go
+    go_env
+    go_download "$dir"
+    rm -rf "$root" && mkdir -p "$root"
+    (cd "$dir" && nice -n 5 go build ${GO_BUILD_JOBS:+-p "$GO_BUILD_JOBS"} -trimpath \
+        -ldflags "-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION" \
+        -o "$root/cert-manager-controller" .) >>"$IMAGES_DIR/cert-manager.log" 2>&1 || {
+        tail -n 20 "$IMAGES_DIR/cert-manager.log" >&2
+        die "building tools/cert-manager failed; see $IMAGES_DIR/cert-manager.log"
+    }
+    pack cert-manager "$root" --user 65532:65532 --entrypoint '["/cert-manager-controller"]'
+}
+
 debootstrap_script() {
     local suite scripts=/usr/share/debootstrap/scripts
     suite=$(image_suite "$1")
@@ -260,6 +288,7 @@ build_images() {
     flock 8
     command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/install-host-packages.sh (make up and make test do)"
     mkdir -p "$IMAGES_DIR" "$ROOTFS_DIR"
+    check_cert_manager_pin
     local key hash start
     for key in "${IMAGE_KEYS[@]}"; do
         hash=$(image_hash "$key")
@@ -269,7 +298,11 @@ build_images() {
         log "building image $(image_ref "$key") (log: $IMAGES_DIR/$key.log)"
         start=$SECONDS
         : >"$IMAGES_DIR/$key.log"
-        if [[ $key == pause ]]; then build_pause; else build_debian "$key"; fi
+        case $key in
+            pause) build_pause ;;
+            cert-manager) build_cert_manager ;;
+            *) build_debian "$key" ;;
+        esac
         stamp_write "image-$key" "$hash"
         log "built $(image_ref "$key") in $((SECONDS - start))s"
     done

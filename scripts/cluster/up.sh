@@ -5,7 +5,8 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd,
 # kubelet, kube-proxy (iptables), CoreDNS, kube-router (NetworkPolicy only)
 # and a local-path volume provisioner — because this VM cannot run the
-# privileged containers kind needs. Needs root.
+# privileged containers kind needs. Needs root. cert-manager's controllers
+# (CA and self-signed issuers) then run as a pod in namespace cert-manager.
 # SOPHIA_CLUSTER=kind (or no root, with kind and a working docker) creates a
 # kind cluster from kind/kind-config.yaml instead.
 #
@@ -40,7 +41,7 @@ kind_up() {
     fi
     local key archive kc=kubectl
     [[ -x $BIN_DIR/kubectl ]] && kc=$BIN_DIR/kubectl
-    for key in redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client; do
+    for key in cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client; do
         archive=$IMAGES_DIR/$key.tar
         [[ -f $archive ]] || die "$archive is missing; build the images once with: sudo $CLUSTER_LIB_DIR/images.sh build"
         kind load image-archive "$archive" --name "$KIND_NAME"
@@ -50,6 +51,9 @@ kind_up() {
     "$kc" --kubeconfig "$KUBECONFIG_PATH" annotate storageclass standard --overwrite \
         storageclass.kubernetes.io/is-default-class=false
     storage_class_manifest rancher.io/local-path | "$kc" --kubeconfig "$KUBECONFIG_PATH" apply -f - >/dev/null
+    [[ -x $BIN_DIR/kubectl ]] || kctl() { "$kc" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+    deploy_cert_manager
+    wait_cert_manager
     echo "KUBECONFIG=$KUBECONFIG_PATH"
 }
 
@@ -435,6 +439,54 @@ start_firewall() {
         --enable-ipv4=true --enable-ipv6=false --health-port 20244 --metrics-port 0
 }
 
+# ------------------------------------------------------------ cert-manager
+
+CERT_MANAGER_MANIFEST=$CLUSTER_LIB_DIR/cert-manager.yaml
+
+# apply_ssa: server-side, because the Issuer CRDs (~330 kB each) do not fit
+# client-side apply's last-applied annotation (256 kB).
+apply_ssa() { kctl apply --server-side --force-conflicts --field-manager=sophia-up "$@" >/dev/null; }
+
+# deploy_cert_manager applies the CRDs of the pinned module version (from the
+# Go module cache; build.sh/images.sh normally fetched it already) and the
+# controller; idempotent, so a running cluster gains or keeps it.
+deploy_cert_manager() {
+    local dir crds=() file manifest
+    require_go
+    go_env
+    dir=$GOMODCACHE/github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION/deploy/crds
+    [[ -d $dir ]] || go_download "$REPO_ROOT/tools/cert-manager"
+    for file in "$dir"/*.yaml; do
+        [[ -f $file ]] || continue
+        crds+=(-f "$file")
+    done
+    ((${#crds[@]} > 0)) || die "no cert-manager CRDs in $dir"
+    log "deploying cert-manager $CERT_MANAGER_VERSION"
+    apply_ssa "${crds[@]}"
+    kctl wait --for condition=Established --timeout=60s "${crds[@]}" >/dev/null ||
+        die "the cert-manager CRDs did not become Established in 60s (log: $LOG_DIR/kube-apiserver.log)"
+    manifest=$(<"$CERT_MANAGER_MANIFEST")
+    apply_ssa -f - <<<"${manifest//"\${CERT_MANAGER_IMAGE}"/$CERT_MANAGER_IMAGE}"
+}
+
+# cert_manager_available: the current revision's single pod is available.
+cert_manager_available() {
+    [[ $(kctl -n cert-manager get deployment cert-manager \
+        -o 'jsonpath={.metadata.generation} {.status.observedGeneration} {.status.replicas} {.status.updatedReplicas} {.status.availableReplicas}') =~ ^([0-9]+)\ \1\ 1\ 1\ 1$ ]]
+}
+
+wait_cert_manager() {
+    local deadline=$((SECONDS + 120))
+    until cert_manager_available 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            kctl -n cert-manager get pods -o wide >&2 || true
+            kctl -n cert-manager logs deployment/cert-manager --tail=15 >&2 || true
+            die "timed out after 120s waiting for Deployment cert-manager/cert-manager to be Available; see: kubectl -n cert-manager describe pods; kubectl -n cert-manager logs deployment/cert-manager (files: $POD_LOG_DIR/cert-manager_cert-manager-*)"
+        fi
+        sleep 0.5
+    done
+}
+
 # ----------------------------------------------------------------- checks
 
 node_registered() { kctl get node "$NODE_NAME" >/dev/null 2>&1; }
@@ -466,6 +518,9 @@ main() {
     "$CLUSTER_LIB_DIR/images.sh" build
     if cluster_healthy; then
         log "reusing the running cluster"
+        "$CLUSTER_LIB_DIR/images.sh" import
+        deploy_cert_manager
+        wait_cert_manager
         echo "KUBECONFIG=$KUBECONFIG_PATH"
         return
     fi
@@ -493,9 +548,11 @@ main() {
     start_firewall
     wait_for "node $NODE_NAME Ready" 90 kubelet node_ready
     wait_for "CoreDNS on $DNS_IP" 60 coredns dns_answers
+    deploy_cert_manager
     wait_for "kube-router firewall" 60 kube-router firewall_healthy
     wait_for "default StorageClass $STORAGE_CLASS" 30 "" default_storage_class
     wait_for "the default ServiceAccount" 60 kube-controller-manager kctl -n default get serviceaccount default
+    wait_cert_manager
     log "cluster up in $((SECONDS - t0))s"
     echo "KUBECONFIG=$KUBECONFIG_PATH"
 }

@@ -47,8 +47,22 @@ def test_preview_passes_the_policy_pack(name: str, deployed: Deployed) -> None:
         stack.workspace.remove_stack(stack.name)
 
 
-def test_policy_pack_blocks_soft_anti_affinity_in_prod(deployed: Deployed) -> None:
-    stack = stack_like("prod", antiAffinity="preferred")
+PROD_TLS = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"]["redis:tls"]
+
+
+@pytest.mark.parametrize(
+    ("override", "policy"),
+    [
+        ({"antiAffinity": "preferred"}, "redis-hard-anti-affinity"),
+        ({"tls": json.dumps({**PROD_TLS, "plaintext": True})}, "redis-tls-required"),
+        ({"tls": json.dumps({"enabled": False})}, "redis-tls-required"),
+    ],
+    ids=["soft-anti-affinity", "tls-transition", "no-tls"],
+)
+def test_policy_pack_blocks_what_prod_forbids(
+    deployed: Deployed, override: dict[str, str], policy: str
+) -> None:
+    stack = stack_like("prod", **override)
     try:
         with pytest.raises(auto.CommandError) as failure:
             stack.preview(
@@ -56,19 +70,21 @@ def test_policy_pack_blocks_soft_anti_affinity_in_prod(deployed: Deployed) -> No
                 policy_pack_configs=[PROD_POLICY_CONFIG],
                 on_output=deployed.log,
             )
-        assert "redis-hard-anti-affinity" in str(failure.value)
+        assert policy in str(failure.value)
     finally:
         stack.workspace.remove_stack(stack.name)
 
 
 def test_bad_config_fails_preview_clearly(deployed: Deployed) -> None:
-    stack = stack_like("dev", replicas="4", storageSize="10GB")
+    tls = json.dumps({"enabled": True, "clientCertificates": True})
+    stack = stack_like("dev", replicas="4", storageSize="10GB", tls=tls)
     try:
         with pytest.raises(auto.CommandError) as failure:
             stack.preview(on_output=deployed.log)
         message = str(failure.value)
         assert "redis:replicas: 4 is not allowed" in message
         assert "redis:storageSize: '10GB' is not allowed" in message
+        assert "redis:tls.issuer: required when redis:tls.enabled is true" in message
         assert "Traceback" not in message
     finally:
         stack.workspace.remove_stack(stack.name)

@@ -719,3 +719,40 @@ def test_the_pack_runs_as_pulumi_runs_it() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+REQUIRE_TLS = {rp.REQUIRE_TLS: True}
+
+
+def rendered_configmap(tls: dict[str, Any] | None) -> Props:
+    """The Redis ConfigMap the program renders with ``redis:tls`` set to ``tls``."""
+    from components.conf import config_files
+    from components.settings import load_settings
+
+    settings = load_settings({"redis:tls": json.dumps(tls)} if tls else {})
+    return {"metadata": {"name": "redis-config"}, "data": config_files(settings)}
+
+
+def test_tls_only_passes_when_tls_is_required() -> None:
+    props = rendered_configmap({"enabled": True, "selfSignedCa": True})
+    assert rp.tls_required(CONFIGMAP, props, REQUIRE_TLS) == []
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [None, {"enabled": True, "selfSignedCa": True, "plaintext": True}],
+    ids=["off", "transition"],
+)
+def test_plain_ports_violate_when_tls_is_required(tls: dict[str, Any] | None) -> None:
+    violations = rp.tls_required(CONFIGMAP, rendered_configmap(tls), REQUIRE_TLS)
+    assert violations and all("TLS is required" in v for v in violations), violations
+    assert any("redis.conf" in v for v in violations)
+    assert any("sentinel.conf" in v for v in violations)
+
+
+def test_tls_is_not_required_without_the_setting() -> None:
+    assert rp.tls_required(CONFIGMAP, rendered_configmap(None), NO_CONFIG) == []
+    # Other ConfigMaps (the proxy's) are not Redis configs.
+    assert rp.tls_required(CONFIGMAP, configmap(), REQUIRE_TLS) != []
+    proxy = {"metadata": {"name": "redis-proxy-config"}, "data": {"haproxy.cfg": "x"}}
+    assert rp.tls_required(CONFIGMAP, proxy, REQUIRE_TLS) == []

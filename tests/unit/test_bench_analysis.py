@@ -413,3 +413,39 @@ def test_wait_until_fails_with_what_it_waited_for_and_the_last_result() -> None:
     with pytest.raises(AssertionError, match=r"waiting for a quorum \(last: False\)"):
         wait_until(never, 0.05, "a quorum", interval=0.01)
     assert len(calls) >= 2, "called at least once and once more at the deadline"
+
+
+def test_redis_benchmark_output_and_its_cpu() -> None:
+    from bench.tls import parse_output
+
+    text = (
+        '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
+        '"p99_latency_ms","max_latency_ms"\n'
+        '"SET","85034.01","0.321","0.096","0.311","0.471","0.639","1.847"\n'
+        "0m0.004s 0m0.000s\n0m1.250s 0m0.500s\n"
+    )
+    assert parse_output(text) == {
+        "ops_per_second": 85034.01,
+        "avg_ms": 0.321,
+        "p50_ms": 0.311,
+        "p99_ms": 0.639,
+        "client_cpu_seconds": 1.75,
+    }
+
+
+def test_redis_benchmark_command_takes_the_password_from_the_environment() -> None:
+    from bench.tls import CASES, benchmark_command
+
+    command = benchmark_command("redis-service", 6380, CASES[2], tls=True)
+    assert '-a "$BENCH_PASSWORD"' in command
+    assert "--tls --cacert /tmp/bench-tls-ca.crt" in command
+    assert "-P 16" in command and command.endswith("; times")
+    assert "--tls" not in benchmark_command("redis-service", 6379, CASES[0], tls=False)
+
+
+def test_tls_ratios() -> None:
+    from bench.tls import ratios
+
+    assert ratios({"set": {"ops_per_second": 50.0}}, {"set": {"ops_per_second": 100.0}}) == {
+        "set": 0.5
+    }

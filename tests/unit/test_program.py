@@ -13,6 +13,7 @@ import pulumi
 import pytest
 
 from tests.harness import (
+    FAKE_CA_CERTIFICATE,
     FAKE_PASSWORD,
     PROJECT,
     Deployment,
@@ -37,6 +38,9 @@ ESC = "pulumiservice:index:Environment"
 SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
 COMPONENT = "sophia:redis:RedisSentinel"
 JOB = "kubernetes:batch/v1:Job"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
+TLS_ROLE = "sophia:redis:Certificates"
 ROLES = {
     "sophia:redis:Access",
     "sophia:redis:RedisServers",
@@ -423,14 +427,23 @@ def test_services_have_the_names_clients_use(stack: str) -> None:
     master = deployment.one(SERVICE, "redis-service").inputs
     headless = deployment.one(SERVICE, "redis-headless").inputs
     sentinel = deployment.one(SERVICE, "redis-sentinel").inputs
+    # prod runs TLS only: the TLS ports, named <port>-tls; dev runs plain.
+    suffix, redis_port, sentinel_port = (
+        ("-tls", 6380, 26380) if stack == "prod" else ("", 6379, 26379)
+    )
     assert master["metadata"]["namespace"] == namespace
     assert master["spec"]["ports"] == [
-        {"name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP"}
+        {
+            "name": f"redis{suffix}",
+            "port": redis_port,
+            "targetPort": f"redis{suffix}",
+            "protocol": "TCP",
+        }
     ]
     assert master["spec"]["selector"]["app.kubernetes.io/component"] == "proxy"
     assert headless["spec"]["clusterIP"] == "None"
     assert headless["spec"]["publishNotReadyAddresses"] is True
-    assert sentinel["spec"]["ports"][0]["port"] == 26379
+    assert [p["port"] for p in sentinel["spec"]["ports"]] == [sentinel_port]
 
 
 def test_prod_uses_the_existing_namespace_and_never_owns_it() -> None:
@@ -488,17 +501,27 @@ def test_children_are_parented_and_named_after_the_component(stack: str) -> None
 def test_outputs_contract() -> None:
     outputs = deployed("prod").outputs
     assert outputs["redis_url"] == (
-        "redis://:Fake-Pa55word%21%2A%2B_for.tests~0123456789abcd"
-        "@redis-service.sophia-ai-prod.svc.cluster.local:6379/0"
+        "rediss://:Fake-Pa55word%21%2A%2B_for.tests~0123456789abcd"
+        "@redis-service.sophia-ai-prod.svc.cluster.local:6380/0"
     )
     assert outputs["redis_password"] == FAKE_PASSWORD
     assert outputs["redis_host"] == "redis-service.sophia-ai-prod.svc.cluster.local"
-    assert outputs["redis_port"] == 6379
+    assert outputs["redis_port"] == 6380
     assert outputs["sentinel_master_name"] == "mymaster"
     assert outputs["namespace"] == "sophia-ai-prod"
     assert outputs["sentinel_hosts"] == [
-        f"redis-{i}.redis-headless.sophia-ai-prod.svc.cluster.local:26379" for i in range(3)
+        f"redis-{i}.redis-headless.sophia-ai-prod.svc.cluster.local:26380" for i in range(3)
     ]
+    assert outputs["tls_ca_certificate"] == FAKE_CA_CERTIFICATE
+
+
+def test_outputs_without_tls() -> None:
+    outputs = deployed("dev").outputs
+    assert str(outputs["redis_url"]).startswith("redis://")
+    assert outputs["redis_url"].endswith("@redis-service.sophia-ai-dev.svc.cluster.local:6379/0")
+    assert outputs["redis_port"] == 6379
+    assert outputs["tls_ca_certificate"] == ""
+    assert all(h.endswith(":26379") for h in outputs["sentinel_hosts"])
 
 
 def test_url_and_password_outputs_are_secret() -> None:
@@ -553,6 +576,13 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
     },
     "sophia:redis:Publishing": {(ESC, "redis-esc")},
     "sophia:redis:Revocation": {(JOB, "redis-revoke-v1"), (JOB, "redis-revoke-internal-v1")},
+    TLS_ROLE: {
+        (ISSUER, "redis-selfsigned-issuer"),
+        (CERTIFICATE, "redis-ca-certificate"),
+        (ISSUER, "redis-ca-issuer"),
+        (CERTIFICATE, "redis-server-certificate"),
+        (CERTIFICATE, "redis-client-certificate"),
+    },
 }
 """Which role component owns which resource (the namespace, the second password and the ESC
 environment exist only with some settings)."""
@@ -563,8 +593,9 @@ def test_each_role_is_a_typed_child_component_named_after_the_release(stack: str
     deployment = deployed(stack)
     component = deployment.registrations[(COMPONENT, "redis")]
     components = {r.type for r in deployment.resources if not r.options} - {COMPONENT}
-    assert components == ROLES
-    for role in ROLES:
+    tls = json.loads(stack_config(stack).get("redis:tls", "{}")).get("enabled", False)
+    assert components == ROLES | ({TLS_ROLE} if tls else set())
+    for role in components:
         assert deployment.registrations[(role, "redis")].parent == component.urn, role
         assert key(deployment.options[(role, "redis")].parent) == (COMPONENT, "redis"), role
 
@@ -603,6 +634,8 @@ def test_moved_resources_keep_the_urn_they_had_under_the_redis_sentinel(release:
     stack = release.removesuffix("-rotating")
     deployment = deploy_with(stack, passwordGeneration="2") if release != stack else deployed(stack)
     for resource in custom_resources(deployment):
+        if (resource.type, resource.name) in OWNERS[TLS_ROLE]:
+            continue  # created with TLS, after the split: never under the RedisSentinel
         registration = deployment.registrations[(resource.type, resource.name)]
         before = f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT}${resource.type}::{resource.name}"
         assert registration.urn != before, resource.name

@@ -19,7 +19,7 @@ from components.credentials import (
 )
 from components.naming import Names, image_version
 from components.pod_constants import pod_constants
-from components.proxy import master_expectation, render_haproxy_cfg
+from components.proxy import PROXY_CA_MOUNT, master_expectation, render_haproxy_cfg
 from components.revocation import REVOKE_ROLES_ENV
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
@@ -34,6 +34,7 @@ ALLOWED_COMMANDS = {
     "printf",
     "echo",
     "eval",
+    "kill",
     "case",
     "esac",
     "if",
@@ -199,7 +200,34 @@ def test_haproxy_config_is_valid(stack: str, tmp_path: Path) -> None:
     haproxy = require("haproxy")
     settings = load_settings(stack_config(stack))
     config = tmp_path / "haproxy.cfg"
-    config.write_text(render_haproxy_cfg(settings, Names.of(settings)))
+    text = render_haproxy_cfg(settings, Names.of(settings))
+    if PROXY_CA_MOUNT in text:
+        # The CA that the pod mounts from the certificate Secret: any CA certificate here.
+        ca = tmp_path / "ca.crt"
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                str(tmp_path / "ca.key"),
+                "-out",
+                str(ca),
+                "-subj",
+                "/CN=test",
+                "-days",
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        text = text.replace(f"{PROXY_CA_MOUNT}/ca.crt", str(ca))
+    config.write_text(text)
     result = subprocess.run(
         [haproxy, "-c", "-f", str(config)],
         env={**os.environ, "REDIS_PASSWORD": FAKE_PASSWORD},
