@@ -10,6 +10,7 @@ Certificate ``<name>-ca``, which the CA Issuer ``<name>-ca`` then signs with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,3 +162,64 @@ class Certificates(RoleComponent):
             )
         self.server_secret_name = pulumi.Output.from_input(names.tls_secret)
         self.register_outputs({"server_secret_name": self.server_secret_name})
+
+
+CERTIFICATE_CRD = "certificates.cert-manager.io"
+CERT_MANAGER_MISSING = (
+    f"redis:tls: cert-manager is not installed on the cluster (no CustomResourceDefinition "
+    f"{CERTIFICATE_CRD}); install it or set redis:tls.enabled to false"
+)
+
+
+def _exists(read: Callable[[], object]) -> bool:
+    """Whether ``read`` finds its object: False on 404, other API errors raised."""
+    from lightkube import ApiError
+
+    try:
+        read()
+    except ApiError as error:
+        if error.status.code == 404:
+            return False
+        raise
+    return True
+
+
+def check_cert_manager(settings: RedisSettings) -> None:
+    """With TLS on, fails the preview when the cluster has no cert-manager (nothing could
+    issue the certificate and every pod would wait for its Secret) and warns when the
+    configured issuer does not exist (yet: another stack may create it). Skipped, with a
+    warning, when the cluster cannot be read."""
+    tls = settings.tls
+    if not tls.enabled:
+        return
+    import httpx2 as httpx
+    from lightkube import ApiError, Client
+    from lightkube import ConfigError as KubeConfigError
+    from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    from .settings import ConfigError
+
+    try:
+        client = Client(timeout=httpx.Timeout(10.0))
+        installed = _exists(lambda: client.get(CustomResourceDefinition, CERTIFICATE_CRD))
+        if not installed:
+            raise ConfigError([CERT_MANAGER_MISSING])
+        name = tls.issuer_name
+        if name is None:
+            return
+        if tls.issuer_kind == "ClusterIssuer":
+            cluster_issuer = create_global_resource(
+                "cert-manager.io", "v1", "ClusterIssuer", "clusterissuers"
+            )
+            found = _exists(lambda: client.get(cluster_issuer, name))
+        else:
+            issuer = create_namespaced_resource("cert-manager.io", "v1", "Issuer", "issuers")
+            found = _exists(lambda: client.get(issuer, name, namespace=settings.namespace))
+        if not found:
+            pulumi.log.warn(
+                f"redis:tls.issuer: {tls.issuer_kind} '{name}' does not exist on the cluster; "
+                "the certificate is issued once it does"
+            )
+    except (ApiError, KubeConfigError, httpx.HTTPError, OSError, ValueError) as error:
+        pulumi.log.warn(f"cert-manager not checked: the cluster cannot be read: {error}")

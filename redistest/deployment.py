@@ -69,9 +69,10 @@ class Deployed:
         return result
 
     def preview_changes(self) -> dict[str, int]:
-        """The change summary of a preview, without the unchanged count."""
-        summary = self.stack.preview(on_output=self.log, color="never").change_summary
-        return {op: n for op, n in summary.items() if op != "same" and n}
+        """The change summary of a preview, without the unchanged count; the log gets the
+        detailed diff of any change."""
+        preview = self.stack.preview(on_output=self.log, color="never", diff=True)
+        return {op: n for op, n in preview.change_summary.items() if op != "same" and n}
 
 
 def write_stack_file(name: str, namespace: str, overrides: dict[str, str] | None = None) -> None:

@@ -365,3 +365,28 @@ def test_the_program_publishes_an_environment_that_evaluates(
         app = ESC_DIR / "examples" / f"app-{stack}.yaml"
         report = run_esc_eval(esc_eval, f"--import={name}={path}", f"app/{stack}={app}")
         assert report["ok"], report["_stdout"]
+
+
+def test_tls_example_document_matches_the_generator(esc_eval: Path) -> None:
+    example = ESC_DIR / "redis-environment-tls.example.yaml"
+    fake = "FAKE-example-password-not-real"
+    host = "redis-service.sophia-ai-prod.svc.cluster.local"
+    ca = "-----BEGIN CERTIFICATE-----\nFAKE-example-CA-not-real\n-----END CERTIFICATE-----\n"
+    expected = build_environment_document(
+        redis_url=format_redis_url(password=fake, host=host, port=6380, tls=True),
+        redis_password=fake,
+        redis_host=host,
+        redis_port=6380,
+        sentinel_hosts=[
+            f"redis-{i}.redis-headless.sophia-ai-prod.svc.cluster.local:26380" for i in range(3)
+        ],
+        sentinel_master_name="mymaster",
+        namespace="sophia-ai-prod",
+        tls_ca_certificate=ca,
+    )
+    assert yaml.safe_load(example.read_text()) == expected
+    report = run_esc_eval(esc_eval, f"redis/prod={example}")
+    assert report["ok"], report["_stdout"]
+    evaluated = environment(report, "redis/prod")
+    assert evaluated["environmentVariables"]["REDIS_TLS_CA_CERT"]["value"] == ca
+    assert evaluated["pulumiConfig"]["redis:tlsCaCertificate"]["value"] == ca

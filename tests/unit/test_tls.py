@@ -4,7 +4,7 @@ cert-manager objects, without a cluster."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -252,3 +252,62 @@ def test_esc_publishes_the_ca_with_a_rediss_url() -> None:
         build_environment_document(redis_url=url, **common)
     plain = build_environment_document(redis_url=url.replace("rediss", "redis"), **common)
     assert "tls" not in plain["values"]["redis"]
+
+
+def not_found() -> Exception:
+    import httpx2 as httpx
+    from lightkube import ApiError
+
+    status = {"kind": "Status", "apiVersion": "v1", "code": 404, "status": "Failure"}
+    request = httpx.Request("GET", "http://cluster")
+    return ApiError(response=httpx.Response(404, json=status, request=request))
+
+
+class FakeCluster:
+    """A lightkube Client whose ``get`` finds only the names in ``present``."""
+
+    present: ClassVar[set[str]] = set()
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def get(self, _kind: object, name: str, **_: object) -> object:
+        if name not in self.present:
+            raise not_found()
+        return object()
+
+
+def test_tls_without_cert_manager_fails_before_anything_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lightkube
+
+    from components.certificates import CERT_MANAGER_MISSING, check_cert_manager
+
+    monkeypatch.setattr(lightkube, "Client", FakeCluster)
+    FakeCluster.present = set()
+    with pytest.raises(ConfigError) as error:
+        check_cert_manager(with_tls(TLS_ONLY))
+    assert error.value.problems == [CERT_MANAGER_MISSING]
+    check_cert_manager(with_tls(None))  # TLS off: cert-manager is not needed
+
+
+def test_a_missing_issuer_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightkube
+    import pulumi
+
+    from components.certificates import CERTIFICATE_CRD, check_cert_manager
+
+    warnings: list[str] = []
+    monkeypatch.setattr(lightkube, "Client", FakeCluster)
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_, **__: warnings.append(message))
+    FakeCluster.present = {CERTIFICATE_CRD}
+    check_cert_manager(with_tls({"enabled": True, "issuer": {"name": "corp-ca"}}))
+    assert warnings == [
+        "redis:tls.issuer: ClusterIssuer 'corp-ca' does not exist on the cluster; "
+        "the certificate is issued once it does"
+    ]
+    FakeCluster.present = {CERTIFICATE_CRD, "corp-ca"}
+    warnings.clear()
+    check_cert_manager(with_tls({"enabled": True, "issuer": {"name": "corp-ca"}}))
+    assert warnings == []
