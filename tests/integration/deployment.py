@@ -74,3 +74,23 @@ def release_claims(kube: Kube) -> dict[str, dict[str, Any]]:
         for item in items
         if item["metadata"]["name"].startswith(f"data-{RELEASE}-")
     }
+
+
+def boundary_payload(
+    deployed: Deployed, master: str, redis_port: int, sentinel_port: int
+) -> dict[str, Any]:
+    """The input of the credential-boundary probe (:mod:`redistest.boundaries`): ``master``
+    and the Sentinel Service on the given ports, every role's password from the Secret, and
+    the CA when the release runs TLS."""
+    from components.credentials import CREDENTIALS
+
+    secret = deployed.kube.secret_values("redis-auth")
+    return {
+        "endpoints": {
+            "redis": [f"{master}.redis-headless", redis_port],
+            "sentinel": ["redis-sentinel", sentinel_port],
+        },
+        "passwords": {c.role: secret[c.secret_key] for c in CREDENTIALS},
+        "master_set": deployed.outputs["sentinel_master_name"],
+        "ca": deployed.ca,
+    }

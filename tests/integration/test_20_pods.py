@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 import testinfra
 
-from components.credentials import CREDENTIALS, REPLICATION
+from components.credentials import REPLICATION
 from components.engines import ENGINES
 from components.naming import REDIS_PORT, SENTINEL_PORT
 from redistest.boundaries import cluster_script
 from redistest.deployment import Deployed, client_pod_manifest
 from redistest.health import wait_healthy
 from redistest.kube import CLIENT_POD, Kube, kube_env
+from tests.integration.deployment import boundary_payload
 
 CONTAINERS = ("redis", "sentinel")
 SECRET = "redis-auth"
@@ -122,15 +123,7 @@ def test_every_credential_holds_its_boundary(deployed: Deployed, client: Kube) -
     """Each role on the master and on a Sentinel, from a labelled client pod: what it needs
     works, what it must not do is refused, and no password logs in as another role's user."""
     master = wait_healthy(deployed.kube)
-    secret = deployed.kube.secret_values(SECRET)
-    payload = {
-        "endpoints": {
-            "redis": [f"{master}.redis-headless", REDIS_PORT],
-            "sentinel": ["redis-sentinel", SENTINEL_PORT],
-        },
-        "passwords": {c.role: secret[c.secret_key] for c in CREDENTIALS},
-        "master_set": deployed.outputs["sentinel_master_name"],
-    }
+    payload = boundary_payload(deployed, master, REDIS_PORT, SENTINEL_PORT)
     assert client.client_python(cluster_script(), payload) == []
 
 

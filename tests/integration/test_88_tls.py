@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.credentials import CREDENTIALS
 from components.tls import REDIS_TLS_PORT, SENTINEL_TLS_PORT
 from redistest import scenarios
 from redistest.boundaries import cluster_script
@@ -30,7 +29,7 @@ from redistest.traffic import (
     wait_for_writes,
 )
 from redistest.wait import wait_until
-from tests.integration.deployment import own_stack
+from tests.integration.deployment import boundary_payload, own_stack
 from tests.integration.test_40_failover import check
 
 STACK = "tls"
@@ -154,16 +153,7 @@ def test_replication_and_sentinels_run_over_tls(release: Deployed) -> None:
 
 def test_every_credential_holds_its_boundary_over_tls(release: Deployed) -> None:
     master = wait_healthy(release.kube)
-    secret = release.kube.secret_values("redis-auth")
-    payload = {
-        "endpoints": {
-            "redis": [f"{master}.redis-headless", REDIS_TLS_PORT],
-            "sentinel": ["redis-sentinel", SENTINEL_TLS_PORT],
-        },
-        "passwords": {c.role: secret[c.secret_key] for c in CREDENTIALS},
-        "master_set": release.outputs["sentinel_master_name"],
-        "ca": release.ca,
-    }
+    payload = boundary_payload(release, master, REDIS_TLS_PORT, SENTINEL_TLS_PORT)
     assert release.kube.client_python(cluster_script(), payload) == []
 
 
