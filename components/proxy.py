@@ -16,7 +16,7 @@ from .naming import (
     image_version,
     selector_labels,
 )
-from .pod_constants import peer_redis_port, peer_sentinel_port
+from .pod_constants import peer_sentinel_port
 from .settings import RedisSettings
 from .tls import REDIS_TLS_PORT
 from .workload import (
@@ -87,11 +87,12 @@ def check_tls_options(settings: RedisSettings) -> str:
     return options
 
 
-def _client_ports(settings: RedisSettings) -> list[tuple[str, int, int]]:
-    """(backend, proxy port, server port) of every client entry point, the checked one first:
-    plain unless TLS-only, and TLS passed through to the servers' TLS port with TLS on."""
-    plain = ("plain", REDIS_PORT, REDIS_PORT)
-    tls = ("tls", REDIS_TLS_PORT, REDIS_TLS_PORT)
+def _client_ports(settings: RedisSettings) -> list[tuple[str, int]]:
+    """(kind, port) of every client entry point, on the proxy and on the servers alike, the
+    checked one first: plain unless TLS-only (the port the pods' own links use), and TLS
+    passed through to the servers' TLS port with TLS on."""
+    plain = ("plain", REDIS_PORT)
+    tls = ("tls", REDIS_TLS_PORT)
     if not settings.tls.enabled:
         return [plain]
     if settings.tls.plaintext:
@@ -164,8 +165,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "",
     ]
     entry_points = _client_ports(settings)
-    backends = [CHECKED_BACKEND] + [f"{CHECKED_BACKEND}_{kind}" for kind, _, _ in entry_points[1:]]
-    for (kind, port, _), backend in zip(entry_points, backends, strict=True):
+    backends = [CHECKED_BACKEND] + [f"{CHECKED_BACKEND}_{kind}" for kind, _ in entry_points[1:]]
+    for (kind, port), backend in zip(entry_points, backends, strict=True):
         out += [
             f"frontend {'redis' if kind == 'plain' else 'redis_tls'}",
             f"    bind :{port}",
@@ -173,10 +174,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             f"    default_backend {backend}",
             "",
         ]
-    server_port = entry_points[0][2]
-    check_port = peer_redis_port(settings.tls)
-    check_options = "" if check_port == server_port else f" port {check_port}"
-    check_options += check_tls_options(settings)
+    checked_port = entry_points[0][1]
+    check_options = check_tls_options(settings)
     # "default": the connect takes the server line's check options, check-ssl among them.
     connect = "    tcp-check connect default" if settings.tls.internal else "    tcp-check connect"
     out += [
@@ -192,8 +191,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         f"    default-server {SERVER_DEFAULTS}{check_options} on-marked-down shutdown-sessions",
     ]
     out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
-    out += [f"    server redis-{i} {names.pod_host(i)}:{server_port}" for i in ordinals]
-    for (_, _, port), backend in zip(entry_points[1:], backends[1:], strict=True):
+    out += [f"    server redis-{i} {names.pod_host(i)}:{checked_port}" for i in ordinals]
+    for (_, port), backend in zip(entry_points[1:], backends[1:], strict=True):
         out += [
             "",
             f"backend {backend}",
