@@ -58,12 +58,12 @@ scripts-harness: tools cluster-build
 	$(PYTEST) -n 6 tests/scripts
 
 integration: tools cluster-build
-	$(PYTEST) tests/integration
+	$(PYTEST) --durations=20 tests/integration
 
 test: tools cluster-build
 	$(PYTEST) tests/unit tests/policy
 	$(PYTEST) -n 6 tests/scripts
-	$(PYTEST) tests/integration
+	$(PYTEST) --durations=20 tests/integration
 
 # make bench BENCH_ARGS="--engine redis-8.0 --runs 5": any option of `python -m bench --help`.
 bench: tools cluster-build

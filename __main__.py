@@ -1,15 +1,18 @@
-"""Redis with Sentinel HA for one environment: validate config, the engine change and
-cert-manager (with TLS), build the release, export."""
+"""Redis with Sentinel HA for one environment: validate config, the engine change,
+cert-manager (with TLS) and the Prometheus Operator's CRDs (with its objects), build the
+release, export."""
 
 import pulumi
 
 from components import RedisSentinel, load_settings, read_pulumi_config
 from components.certificates import check_cert_manager
 from components.migration import check_migration, read_running_deployment
+from components.monitoring import check_prometheus_operator
 
 settings = load_settings(read_pulumi_config())
 check_migration(settings, read_running_deployment(settings))
 check_cert_manager(settings)
+check_prometheus_operator(settings)
 redis = RedisSentinel(settings.name, settings)
 
 pulumi.export("redis_url", redis.redis_url)

@@ -17,6 +17,18 @@ def print_outputs(outputs: Mapping[str, auto.OutputValue]) -> None:
         print(f"  {name}: {shown}")
 
 
+def watch_with_local_prometheus(stack: auto.Stack) -> None:
+    """Deploys the local cluster's Prometheus with the local release's scrape jobs and rules."""
+    from redistest.monitoring import deploy_prometheus, stack_settings
+
+    config = {key: value.value for key, value in stack.get_all_config().items()}
+    prometheus = deploy_prometheus([stack_settings(config)])
+    print(
+        f"\nPrometheus scrapes the release and evaluates its alert rules: {prometheus.base}"
+        " (from this host; /alerts, /targets)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m automation", description=__doc__)
     parser.add_argument("action", choices=["up", "preview", "destroy", "outputs"])
@@ -33,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         result = stack.up(on_output=print, color="never")
         print(f"\nstack {args.stack} is up; outputs:")
         print_outputs(result.outputs)
+        if args.stack == "local":
+            watch_with_local_prometheus(stack)
         print(
             "\nReach Redis from a pod labelled 'redis-client=true' with the secret URL:\n"
             f"  python -m automation outputs {args.stack}  # names only;"

@@ -35,6 +35,7 @@ SECTIONS = (
     "migration",
     "credentials",
     "tls",
+    "metrics",
 )
 
 # The goals the measurements are compared with (never asserted).
@@ -499,11 +500,35 @@ def summary(results: Mapping[str, Any]) -> str:
     tls = results.get("tls")
     if tls:
         parts.append(tls_summary(tls))
+    metrics = results.get("metrics")
+    if metrics:
+        parts.append(metrics_summary(metrics))
     verdicts = [Verdict(**v) for v in results.get("targets", [])]
     if verdicts:
         marks = {True: "met", False: "NOT MET", None: "n/a"}
         parts.append("\n".join(f"[{marks[v.met]:>7}] {v.target}: {v.measured}" for v in verdicts))
     return "\n\n".join(parts)
+
+
+def metrics_summary(metrics: Mapping[str, Any]) -> str:
+    """Metrics on beside off: redis-benchmark ops/s per case, then each exporter's cost."""
+    rows = [
+        [
+            name,
+            metrics["off"]["throughput"].get(name, {}).get("ops_per_second"),
+            on["ops_per_second"],
+            metrics["throughput_ratio_on_over_off"].get(name),
+            on.get("client_cpu_seconds"),
+        ]
+        for name, on in metrics["on"]["throughput"].items()
+    ]
+    header = ["case", "metrics off ops/s", "metrics on ops/s", "on/off", "client CPU s"]
+    exporters = [
+        [pod, cost["cpu_seconds"], cost["cpu_share"], cost["rss_mib"]]
+        for pod, cost in metrics["on"]["exporters"].items()
+    ]
+    exporter_header = ["exporter", "CPU s", "CPU share", "RSS MiB"]
+    return table(rows, header) + "\n\n" + table(exporters, exporter_header)
 
 
 def tls_summary(tls: Mapping[str, Any]) -> str:

@@ -38,6 +38,7 @@ from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config, 
 from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
+from redistest.monitoring import deploy_prometheus, stack_settings
 from redistest.rotation import rotate_and_revoke
 from redistest.traffic import (
     finish_writer,
@@ -84,6 +85,8 @@ TLS_STACK = "bench-tls"
 TLS_NAMESPACE = "sophia-ai-bench-tls"
 TLS_CONFIG = {"enabled": True, "selfSignedCa": True}
 TLS_FAILOVERS = ("kill_master_redis", "delete_master_pod")
+METRICS_OFF_STACK = "bench-nometrics"
+METRICS_OFF_NAMESPACE = "sophia-ai-bench-nometrics"
 SENTINEL_EVENTS = {
     "sdown_master_lines": "+sdown master",
     "odown_master_lines": "+odown master",
@@ -131,6 +134,18 @@ for pattern in cfg["patterns"]:
         deleted += c.unlink(*batch)
 print(json.dumps({"deleted": deleted}))
 """
+
+
+def process_usage(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) and resident MiB of a host process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    rss_kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return {
+        "cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
+        "rss_mib": round(rss_kib / 1024, 1),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -520,6 +535,67 @@ class Bench:
             figures[name] = summarized
         return figures
 
+    # -- metrics on beside metrics off ---------------------------------------------------
+
+    def metrics(self) -> None:
+        """redis-benchmark (``--runs`` times, the median kept) through ``redis-service`` with
+        the exporters on and scraped every 5 s by the local Prometheus (the local stack), then
+        in a release of its own with ``redis:metrics.enabled: false``; and what the exporter
+        containers used meanwhile."""
+        deploy_prometheus([stack_settings(self.stack_config(self.deployed))])
+        kube = self.deployed.kube
+        wait_healthy(kube)
+        log("metrics on: redis-benchmark through redis-service")
+        before = {
+            pod: process_usage(kube.container_pid(pod, "exporter")) for pod in kube.redis_pods()
+        }
+        started = time.monotonic()
+        on = tls_bench.median_benchmarks(kube, self.deployed.url, self.deployed.ca, self.args.runs)
+        elapsed = time.monotonic() - started
+        after = {
+            pod: process_usage(kube.container_pid(pod, "exporter")) for pod in kube.redis_pods()
+        }
+        exporters = {
+            pod: {
+                "cpu_seconds": round(after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"], 3),
+                "cpu_share": round(
+                    (after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"]) / elapsed, 5
+                ),
+                "rss_mib": after[pod]["rss_mib"],
+            }
+            for pod in after
+        }
+        log("  " + ", ".join(f"{k}={v['ops_per_second']:.0f}/s" for k, v in on.items()))
+        log(f"  exporters over {elapsed:.0f} s: {exporters}")
+        engine = engine_overrides(self.results["engine"])
+        with own_stack(
+            METRICS_OFF_STACK,
+            METRICS_OFF_NAMESPACE,
+            metrics=json.dumps({"enabled": False}),
+            **engine,
+        ) as release:
+            release.up()
+            start_client_pod(release.kube)
+            wait_healthy(release.kube)
+            log("metrics off: redis-benchmark through redis-service")
+            off = tls_bench.median_benchmarks(release.kube, release.url, release.ca, self.args.runs)
+            log("  " + ", ".join(f"{k}={v['ops_per_second']:.0f}/s" for k, v in off.items()))
+        self.results["metrics"] = {
+            "on": {"throughput": on, "exporters": exporters, "seconds": round(elapsed, 1)},
+            "off": {"throughput": off},
+            "throughput_ratio_on_over_off": tls_bench.ratios(on, off),
+            "errors": [],
+            "note": "redis-benchmark (C, client pod, throwaway ACL user) through redis-service"
+            " as in the tls section; on: the local stack, its exporters scraped every 5 s (the"
+            " server on /metrics, the Sentinel on /scrape) by the local Prometheus; off: a"
+            " release with redis:metrics.enabled false. Per case the median of --runs runs."
+            " Exporter CPU from /proc over the benchmarks, RSS at their end.",
+        }
+
+    @staticmethod
+    def stack_config(release: Deployed) -> dict[str, str]:
+        return {key: value.value for key, value in release.stack.get_all_config().items()}
+
     # -- idle soak -----------------------------------------------------------------------
 
     def soak(self) -> None:
@@ -599,6 +675,7 @@ class Bench:
             ("migration", self.migration),
             ("credentials", self.credentials),
             ("tls", self.tls),
+            ("metrics", self.metrics),
         ]
         for name, step in steps:
             if name not in selected:

@@ -10,13 +10,13 @@ Certificate ``<name>-ca``, which the CA Issuer ``<name>-ca`` then signs with.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .cluster import exists
 from .naming import Names
 from .role import RoleComponent, object_metadata
 from .settings import RedisSettings
@@ -171,19 +171,6 @@ CERT_MANAGER_MISSING = (
 )
 
 
-def _exists(read: Callable[[], object]) -> bool:
-    """Whether ``read`` finds its object: False on 404, other API errors raised."""
-    from lightkube import ApiError
-
-    try:
-        read()
-    except ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    return True
-
-
 def check_cert_manager(settings: RedisSettings) -> None:
     """With TLS on, fails the preview when the cluster has no cert-manager (nothing could
     issue the certificate and every pod would wait for its Secret) and warns when the
@@ -202,7 +189,7 @@ def check_cert_manager(settings: RedisSettings) -> None:
 
     try:
         client = Client(timeout=httpx.Timeout(10.0))
-        installed = _exists(lambda: client.get(CustomResourceDefinition, CERTIFICATE_CRD))
+        installed = exists(lambda: client.get(CustomResourceDefinition, CERTIFICATE_CRD))
         if not installed:
             raise ConfigError([CERT_MANAGER_MISSING])
         name = tls.issuer_name
@@ -212,10 +199,10 @@ def check_cert_manager(settings: RedisSettings) -> None:
             cluster_issuer = create_global_resource(
                 "cert-manager.io", "v1", "ClusterIssuer", "clusterissuers"
             )
-            found = _exists(lambda: client.get(cluster_issuer, name))
+            found = exists(lambda: client.get(cluster_issuer, name))
         else:
             issuer = create_namespaced_resource("cert-manager.io", "v1", "Issuer", "issuers")
-            found = _exists(lambda: client.get(issuer, name, namespace=settings.namespace))
+            found = exists(lambda: client.get(issuer, name, namespace=settings.namespace))
         if not found:
             pulumi.log.warn(
                 f"redis:tls.issuer: {tls.issuer_kind} '{name}' does not exist on the cluster; "

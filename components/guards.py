@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .metrics import EXPORTER_PORT, PROXY_METRICS_PORT, monitoring_peers
 from .naming import PROXY_HEALTH_PORT, REDIS_PORT, SENTINEL_PORT, Names, selector_labels
 from .settings import RedisSettings
 from .tls import REDIS_TLS_PORT, SENTINEL_TLS_PORT
@@ -51,7 +52,8 @@ def _ports(settings: RedisSettings, *pairs: tuple[int, int]) -> list[Json]:
 
 
 def server_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
-    """Ingress to the Redis pods: their Redis and Sentinel ports from allowed peers only."""
+    """Ingress to the Redis pods: their Redis and Sentinel ports from allowed peers only, the
+    exporter's from the monitoring namespaces."""
     return {
         "podSelector": {"matchLabels": selector_labels(names, "server")},
         "policyTypes": ["Ingress"],
@@ -61,14 +63,27 @@ def server_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
                 "ports": _ports(
                     settings, (REDIS_PORT, REDIS_TLS_PORT), (SENTINEL_PORT, SENTINEL_TLS_PORT)
                 ),
-            }
+            },
+            *_scrapers(settings, EXPORTER_PORT),
         ],
     }
 
 
+def _scrapers(settings: RedisSettings, port: int) -> list[Json]:
+    """The metrics port from the monitoring namespaces only, with metrics on."""
+    if not settings.metrics.enabled:
+        return []
+    return [
+        {
+            "from": monitoring_peers(settings.metrics),
+            "ports": [{"protocol": "TCP", "port": port}],
+        }
+    ]
+
+
 def proxy_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
     """Ingress to the HAProxy pods: the Redis ports from allowed peers; the health port from
-    anywhere."""
+    anywhere; the metrics port from the monitoring namespaces."""
     return {
         "podSelector": {"matchLabels": selector_labels(names, "proxy")},
         "policyTypes": ["Ingress"],
@@ -78,5 +93,6 @@ def proxy_network_policy_spec(settings: RedisSettings, names: Names) -> Json:
                 "ports": _ports(settings, (REDIS_PORT, REDIS_TLS_PORT)),
             },
             {"ports": [{"protocol": "TCP", "port": PROXY_HEALTH_PORT}]},
+            *_scrapers(settings, PROXY_METRICS_PORT),
         ],
     }

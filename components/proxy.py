@@ -8,6 +8,7 @@ master are shut down, so clients reconnect to the new one instead of meeting REA
 
 from __future__ import annotations
 
+from .metrics import METRICS_PATH, PROXY_METRICS_PORT
 from .naming import (
     PROXY_HEALTH_PORT,
     REDIS_PORT,
@@ -164,6 +165,16 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "    http-request return status 200 content-type text/plain string ok if { path /healthz }",
         "",
     ]
+    if settings.metrics.enabled:
+        out += [
+            "frontend metrics",
+            "    mode http",
+            f"    bind :{PROXY_METRICS_PORT}",
+            "    option dontlog-normal",
+            f"    http-request use-service prometheus-exporter if {{ path {METRICS_PATH} }}",
+            "    http-request return status 404",
+            "",
+        ]
     entry_points = _client_ports(settings)
     backends = [CHECKED_BACKEND] + [f"{CHECKED_BACKEND}_{kind}" for kind, _ in entry_points[1:]]
     for (kind, port), backend in zip(entry_points, backends, strict=True):
@@ -305,6 +316,11 @@ def deployment_spec(settings: RedisSettings, names: Names, annotations: dict[str
                         "ports": [
                             *container_ports(settings, "redis", REDIS_PORT, REDIS_TLS_PORT),
                             {"name": "health", "containerPort": PROXY_HEALTH_PORT},
+                            *(
+                                [{"name": "metrics", "containerPort": PROXY_METRICS_PORT}]
+                                if settings.metrics.enabled
+                                else []
+                            ),
                         ],
                         "resources": settings.resources["proxy"].as_kubernetes(),
                         "securityContext": restricted_container_security(),

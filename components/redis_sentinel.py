@@ -6,6 +6,7 @@ import pulumi
 
 from .access import Access, AccessArgs
 from .certificates import Certificates, CertificatesArgs
+from .monitoring import Monitoring, MonitoringArgs
 from .publishing import Publishing, PublishingArgs
 from .revocation import Revocation, RevocationArgs
 from .routing import MasterRouting, MasterRoutingArgs
@@ -28,6 +29,8 @@ class RedisSentinel(pulumi.ComponentResource):
     * :class:`~components.servers.RedisServers`: the StatefulSet, its ConfigMap and Services;
     * :class:`~components.routing.MasterRouting`: the HAProxy tier and ``<name>-service``;
     * :class:`~components.publishing.Publishing`: the outputs and the ESC environment;
+    * :class:`~components.monitoring.Monitoring`: with ``redis:metrics`` asking for them, the
+      PodMonitor and PrometheusRule;
     * :class:`~components.revocation.Revocation`: when a previous application or internal
       generation is revoked, the Job that revokes it on the running pods.
     """
@@ -62,6 +65,12 @@ class RedisSentinel(pulumi.ComponentResource):
             Certificates(
                 name,
                 CertificatesArgs(settings, prerequisites=list(access.workloads.prerequisites)),
+                child,
+            )
+        if settings.metrics.operator_objects:
+            Monitoring(
+                name,
+                MonitoringArgs(settings, prerequisites=list(access.workloads.prerequisites)),
                 child,
             )
         servers = RedisServers(name, RedisServersArgs(settings, access.workloads), child)

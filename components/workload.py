@@ -10,9 +10,11 @@ from .credentials import (
     APPLICATION,
     CREDENTIALS,
     INTERNAL_CREDENTIALS,
+    MONITORING,
     PREVIOUS_APPLICATION_ENV,
     PREVIOUS_APPLICATION_KEY,
 )
+from .metrics import EXPORTER_PORT, exporter_arguments
 from .naming import REDIS_PORT, SENTINEL_PORT, Names, common_labels, image_version, selector_labels
 from .pod_constants import CONFIG_MOUNT, DATA_MOUNT, RUN_MOUNT, SCRIPTS_MOUNT, TMP_MOUNT
 from .settings import RedisSettings
@@ -210,6 +212,42 @@ def sentinel_container(settings: RedisSettings, names: Names) -> Json:
     }
 
 
+def local_url(settings: RedisSettings, plain_port: int, tls_port: int) -> str:
+    """URL of one of the pod's own processes as its peers reach it: TLS unless the pods' links
+    stay plain."""
+    if settings.tls.internal:
+        return f"rediss://localhost:{tls_port}"
+    return f"redis://localhost:{plain_port}"
+
+
+def sentinel_scrape_target(settings: RedisSettings) -> str:
+    """The ``target`` of the exporter's ``/scrape`` endpoint that exports the pod's Sentinel."""
+    return local_url(settings, SENTINEL_PORT, SENTINEL_TLS_PORT)
+
+
+def exporter_container(settings: RedisSettings, names: Names) -> Json:
+    """redis_exporter for the pod's server (``/metrics``) and Sentinel (``/scrape``), logged in
+    as the monitoring user; TLS files are read again at every scrape, so renewals need nothing."""
+    tls = settings.tls.internal
+    arguments = exporter_arguments(
+        local_url(settings, REDIS_PORT, REDIS_TLS_PORT),
+        MONITORING.redis_user or "",
+        ca_file=f"{TLS_MOUNT}/ca.crt" if tls else None,
+        client_certificate=(f"{TLS_MOUNT}/tls.crt", f"{TLS_MOUNT}/tls.key") if tls else None,
+    )
+    return {
+        "name": "exporter",
+        "image": settings.metrics.exporter_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": arguments,
+        "env": [secret_env("REDIS_PASSWORD", names.secret, MONITORING.secret_key)],
+        "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT}],
+        "resources": settings.resources["exporter"].as_kubernetes(),
+        "securityContext": restricted_container_security(),
+        "volumeMounts": tls_mounts(settings),
+    }
+
+
 def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[str, str]) -> Json:
     """The StatefulSet spec; ``annotations`` go on the pod template (config checksums)."""
     selector = selector_labels(names, "server")
@@ -239,6 +277,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                 "containers": [
                     redis_container(settings, names),
                     sentinel_container(settings, names),
+                    *([exporter_container(settings, names)] if settings.metrics.enabled else []),
                 ],
                 "volumes": [
                     {

@@ -91,6 +91,15 @@ def partition(kube: Kube, pod: str, peers: list[str], action: str) -> None:
             )
 
 
+_FAULTS_ENDED: dict[str, float] = {}
+
+
+def last_fault_ended(namespace: str) -> float:
+    """When the last scenario this process ran in ``namespace`` returned (0: none), healed and
+    settled: what an idle check counts from."""
+    return _FAULTS_ENDED.get(namespace, 0.0)
+
+
 def run_scenario(
     name: str,
     kube: Kube,
@@ -114,6 +123,7 @@ def run_scenario(
         raise
     run = finish_writer(writer, prefix, timeout=WINDOW_SECONDS + 120)
     new_master = wait_healthy(kube, replicas)
+    _FAULTS_ENDED[kube.namespace] = time.time()
     missing = missing_confirmed(kube, url, run, ca)
     return Measurement(
         scenario=name,

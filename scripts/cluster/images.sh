@@ -9,6 +9,8 @@
 #   $REDIS_CLIENT_IMAGE  redis-tools (redis-cli, redis-benchmark), python3-redis (uid 999)
 #   $PAUSE_IMAGE         static Go pause (tools/pause), containerd's sandbox image
 #   $CERT_MANAGER_IMAGE  static cert-manager controller (tools/cert-manager, uid 65532)
+#   $REDIS_EXPORTER_IMAGE  redis_exporter 1.86 (testing): prometheus-redis-exporter (uid 65534)
+#   $PROMETHEUS_IMAGE    Prometheus 3.5 and promtool (testing) (uid 65534)
 # All run as a non-root user and work with readOnlyRootFilesystem when the pod
 # mounts volumes where it writes (/data, /tmp, config directories).
 #
@@ -46,6 +48,8 @@ image_ref() {
         redis-client) echo "$REDIS_CLIENT_IMAGE" ;;
         pause) echo "$PAUSE_IMAGE" ;;
         cert-manager) echo "$CERT_MANAGER_IMAGE" ;;
+        redis-exporter) echo "$REDIS_EXPORTER_IMAGE" ;;
+        prometheus) echo "$PROMETHEUS_IMAGE" ;;
     esac
 }
 image_packages() {
@@ -54,6 +58,8 @@ image_packages() {
         redis-[0-9]*) echo redis-server,redis-sentinel,redis-tools ;;
         valkey-[0-9]*) echo valkey-server,valkey-sentinel,valkey-tools ;;
         haproxy) echo haproxy ;;
+        redis-exporter) echo prometheus-redis-exporter ;;
+        prometheus) echo prometheus ;;
     esac
 }
 image_suite() {
@@ -71,6 +77,8 @@ image_version_pattern() {
         # 9.1.0's Sentinel can crash in a coordinated failover (valkey-io/valkey#4066).
         valkey-9.1) echo '^9\.1\.([1-9]|[0-9]{2,})' ;;
         haproxy) echo '^3\.2\.' ;;
+        redis-exporter) echo '^1\.86\.' ;;
+        prometheus) echo '^3\.5\.' ;;
     esac
 }
 image_main_package() {
@@ -80,7 +88,7 @@ image_main_package() {
         haproxy) echo haproxy ;;
     esac
 }
-IMAGE_KEYS=(pause cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client)
+IMAGE_KEYS=(pause cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus)
 
 archive_of() { echo "$IMAGES_DIR/$1.tar"; }
 
@@ -94,13 +102,29 @@ umount_under() {
     done
 }
 
+# image_recipe KEY: the shell functions that build KEY, as bash prints them; a change to
+# another image's functions leaves this image's hash, and its archive, as they are.
+image_recipe() {
+    local key=$1 kind
+    case $key in
+        pause | cert-manager) declare -f "build_${key//-/_}" ;;
+        *)
+            kind=${key%%-[0-9]*}
+            declare -f build_debian debootstrap_script umount_under check_package_version slim_rootfs \
+                set_app_user free_app_ids free_system_id pack "customize_${kind//-/_}" "pack_${kind//-/_}"
+            ;;
+    esac
+}
+
 image_hash() {
     local key=$1
     {
         echo "rev=$CLUSTER_BUILD_REVISION suite=$(image_suite "$key") mirror=$IMAGE_DEBIAN_MIRROR"
         echo "ref=$(image_ref "$key") packages=$(image_packages "$key") uid=$APP_UID"
+        echo "version=$(image_version_pattern "$key") main=$(image_main_package "$key")"
+        image_recipe "$key"
         # Relative names: the hash must not depend on where the repository is checked out.
-        (cd "$CLUSTER_LIB_DIR" && sha256sum images.sh mkimage.py)
+        (cd "$CLUSTER_LIB_DIR" && sha256sum mkimage.py)
         [[ $key != pause ]] || { go version; (cd "$REPO_ROOT/tools/pause" && sha256sum ./*.go go.mod); }
         [[ $key != cert-manager ]] || { go version; (cd "$REPO_ROOT/tools/cert-manager" && sha256sum ./*.go go.mod go.sum); }
     } | sha256sum | cut -d' ' -f1
@@ -182,10 +206,40 @@ customize_haproxy() {
     set_app_user "$root" haproxy
     install -d -o "$APP_UID" -g "$APP_UID" -m 0770 "$root/usr/local/etc/haproxy" "$root/run/haproxy" "$root/var/lib/haproxy"
 }
+# The exporter runs as the pod's user; Prometheus writes only to its mounted data volume.
+customize_redis_exporter() { :; }
+customize_prometheus() {
+    install -d -o 65534 -g 65534 -m 0770 "$1/prometheus"
+}
 customize_redis_client() {
     local root=$1
     set_app_user "$root" redis
     install -d -o "$APP_UID" -g "$APP_UID" -m 0770 "$root/data"
+}
+
+# pack_KIND KEY ROOTFS: the image's user, working directory and command. The exporter and
+# Prometheus keep the entrypoints of their upstream images, so pod specs give only arguments.
+IMAGE_PATH_ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+pack_redis() {
+    pack "$1" "$2" --user "$APP_UID:$APP_UID" --workdir /data --env "$IMAGE_PATH_ENV" --cmd '["redis-server"]'
+}
+pack_valkey() {
+    pack "$1" "$2" --user "$APP_UID:$APP_UID" --workdir /data --env "$IMAGE_PATH_ENV" --cmd '["valkey-server"]'
+}
+pack_haproxy() {
+    pack "$1" "$2" --user "$APP_UID:$APP_UID" --env "$IMAGE_PATH_ENV" --stop-signal SIGUSR1 \
+        --cmd '["haproxy","-W","-db","-f","/usr/local/etc/haproxy/haproxy.cfg"]'
+}
+pack_redis_client() {
+    pack "$1" "$2" --user "$APP_UID:$APP_UID" --workdir /data --env "$IMAGE_PATH_ENV" \
+        --env PYTHONDONTWRITEBYTECODE=1 --cmd '["sleep","infinity"]'
+}
+pack_redis_exporter() {
+    pack "$1" "$2" --user 65534:65534 --env "$IMAGE_PATH_ENV" --entrypoint '["/usr/bin/prometheus-redis-exporter"]'
+}
+pack_prometheus() {
+    pack "$1" "$2" --user 65534:65534 --workdir /prometheus --env "$IMAGE_PATH_ENV" \
+        --entrypoint '["/usr/bin/prometheus"]'
 }
 
 pack() {
@@ -263,18 +317,11 @@ build_debian() {
     }
     umount_under "$tmp"
     check_package_version "$key" "$tmp"
-    local customize=${key%%-[0-9]*}
-    "customize_${customize//-/_}" "$tmp"
+    local kind=${key%%-[0-9]*}
+    kind=${kind//-/_}
+    "customize_$kind" "$tmp"
     slim_rootfs "$tmp"
-    local path=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-    case $key in
-        redis-[0-9]*) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" --cmd '["redis-server"]' ;;
-        valkey-[0-9]*) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" --cmd '["valkey-server"]' ;;
-        haproxy) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --env "$path" --stop-signal SIGUSR1 \
-            --cmd '["haproxy","-W","-db","-f","/usr/local/etc/haproxy/haproxy.cfg"]' ;;
-        redis-client) pack "$key" "$tmp" --user "$APP_UID:$APP_UID" --workdir /data --env "$path" \
-            --env PYTHONDONTWRITEBYTECODE=1 --cmd '["sleep","infinity"]' ;;
-    esac
+    "pack_$kind" "$key" "$tmp"
     rm -rf "$root"
     mv "$tmp" "$root"
 }

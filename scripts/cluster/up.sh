@@ -41,7 +41,7 @@ kind_up() {
     fi
     local key archive kc=kubectl
     [[ -x $BIN_DIR/kubectl ]] && kc=$BIN_DIR/kubectl
-    for key in cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client; do
+    for key in cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus; do
         archive=$IMAGES_DIR/$key.tar
         [[ -f $archive ]] || die "$archive is missing; build the images once with: sudo $CLUSTER_LIB_DIR/images.sh build"
         kind load image-archive "$archive" --name "$KIND_NAME"
@@ -53,6 +53,7 @@ kind_up() {
     storage_class_manifest rancher.io/local-path | "$kc" --kubeconfig "$KUBECONFIG_PATH" apply -f - >/dev/null
     [[ -x $BIN_DIR/kubectl ]] || kctl() { "$kc" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
     deploy_cert_manager
+    deploy_monitoring_crds
     wait_cert_manager
     echo "KUBECONFIG=$KUBECONFIG_PATH"
 }
@@ -469,6 +470,28 @@ deploy_cert_manager() {
     apply_ssa -f - <<<"${manifest//"\${CERT_MANAGER_IMAGE}"/$CERT_MANAGER_IMAGE}"
 }
 
+# deploy_monitoring_crds applies the Prometheus Operator's PodMonitor,
+# ServiceMonitor and PrometheusRule CRDs of the pinned module version, so that
+# a release's monitoring objects are applied for real. No operator runs here:
+# the local Prometheus gets the same scrape jobs and rules from redistest/monitoring.py.
+deploy_monitoring_crds() {
+    local mod=github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION dir crds=() kind out
+    require_go
+    go_env
+    dir=$GOMODCACHE/$mod/example/prometheus-operator-crd
+    if [[ ! -d $dir ]] && ! out=$(cd "$CLUSTER_DIR" && GOFLAGS=-modcacherw timeout 900 go mod download "$mod" 2>&1); then
+        die "downloading $mod failed; is the Go module proxy ($(go env GOPROXY)) reachable? $(tail -n1 <<<"$out")"
+    fi
+    for kind in podmonitors servicemonitors prometheusrules; do
+        [[ -f $dir/monitoring.coreos.com_$kind.yaml ]] || die "no $kind CRD in $dir"
+        crds+=(-f "$dir/monitoring.coreos.com_$kind.yaml")
+    done
+    log "applying the Prometheus Operator CRDs $PROMETHEUS_OPERATOR_VERSION"
+    apply_ssa "${crds[@]}"
+    kctl wait --for condition=Established --timeout=60s "${crds[@]}" >/dev/null ||
+        die "the Prometheus Operator CRDs did not become Established in 60s (log: $LOG_DIR/kube-apiserver.log)"
+}
+
 # cert_manager_available: the current revision's single pod is available.
 cert_manager_available() {
     [[ $(kctl -n cert-manager get deployment cert-manager \
@@ -520,6 +543,7 @@ main() {
         log "reusing the running cluster"
         "$CLUSTER_LIB_DIR/images.sh" import
         deploy_cert_manager
+        deploy_monitoring_crds
         wait_cert_manager
         echo "KUBECONFIG=$KUBECONFIG_PATH"
         return
@@ -549,6 +573,7 @@ main() {
     wait_for "node $NODE_NAME Ready" 90 kubelet node_ready
     wait_for "CoreDNS on $DNS_IP" 60 coredns dns_answers
     deploy_cert_manager
+    deploy_monitoring_crds
     wait_for "kube-router firewall" 60 kube-router firewall_healthy
     wait_for "default StorageClass $STORAGE_CLASS" 30 "" default_storage_class
     wait_for "the default ServiceAccount" 60 kube-controller-manager kctl -n default get serviceaccount default

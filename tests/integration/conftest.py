@@ -8,16 +8,22 @@ do.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
 import pytest
 
 from redistest.deployment import (
     ClusterDown,
     Deployed,
     deploy_local,
+    log_line,
     start_client_pod,
     start_cluster,
 )
 from redistest.kube import Kube
+from redistest.monitoring import Prometheus, deploy_prometheus, stack_settings
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +40,22 @@ def deployed(cluster: None) -> Deployed:
 
 
 @pytest.fixture(scope="session")
+def prometheus(deployed: Deployed) -> Prometheus:
+    """The local Prometheus, scraping the session's release with its alert rules loaded."""
+    config = {key: value.value for key, value in deployed.stack.get_all_config().items()}
+    return deploy_prometheus([stack_settings(config)])
+
+
+@pytest.fixture(scope="session")
 def client(deployed: Deployed) -> Kube:
     start_client_pod(deployed.kube)
     return deployed.kube
+
+
+@pytest.fixture(autouse=True)
+def _logged_duration(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Marks each test's start and duration in the integration log, beside the engine output."""
+    started = time.monotonic()
+    log_line(f"=== {request.node.nodeid} started {datetime.now(UTC):%H:%M:%S}")
+    yield
+    log_line(f"=== {request.node.nodeid} took {time.monotonic() - started:.1f} s")

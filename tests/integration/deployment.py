@@ -39,6 +39,8 @@ RELEASE_KINDS = (
     "serviceaccounts",
     "poddisruptionbudgets",
     "networkpolicies",
+    "podmonitors",
+    "prometheusrules",
 )
 """What a release creates in its namespace, directly or through its controllers."""
 

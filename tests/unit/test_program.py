@@ -41,6 +41,9 @@ JOB = "kubernetes:batch/v1:Job"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
 TLS_ROLE = "sophia:redis:Certificates"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+MONITORING_ROLE = "sophia:redis:Monitoring"
 ROLES = {
     "sophia:redis:Access",
     "sophia:redis:RedisServers",
@@ -70,6 +73,11 @@ def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
+def server_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Redis and Sentinel containers, without the metrics exporter."""
+    return [c for c in spec["containers"] if c["name"] != "exporter"]
+
+
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     loop = asyncio.new_event_loop()
     try:
@@ -95,7 +103,11 @@ def test_statefulset_shape(stack: str) -> None:
     assert sts["replicas"] == 3
     assert sts["serviceName"] == "redis-headless"
     assert sts["podManagementPolicy"] == "Parallel"
-    assert [c["name"] for c in sts["template"]["spec"]["containers"]] == ["redis", "sentinel"]
+    assert [c["name"] for c in sts["template"]["spec"]["containers"]] == [
+        "redis",
+        "sentinel",
+        "exporter",
+    ]
     claim = sts["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == "data"
     expected_size = {"dev": "2Gi", "prod": "10Gi", "local": "1Gi"}[stack]
@@ -180,11 +192,11 @@ def test_anti_affinity_required_in_prod_preferred_in_dev() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_probes_on_redis_and_sentinel(stack: str) -> None:
-    for container in pod_spec(deployed(stack))["containers"]:
+    for container in server_containers(pod_spec(deployed(stack))):
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             command = container[probe]["exec"]["command"]
             assert command[:2] == ["sh", "/scripts/probe.sh"], (container["name"], probe)
-    redis, sentinel = pod_spec(deployed(stack))["containers"]
+    redis, sentinel = server_containers(pod_spec(deployed(stack)))
     assert redis["readinessProbe"]["exec"]["command"][-1] == "redis-ready"
     assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "/scripts/prestop-redis.sh"]
     assert sentinel["lifecycle"]["preStop"]["exec"]["command"][-1] == "/scripts/prestop-sentinel.sh"
@@ -196,9 +208,11 @@ def test_password_reaches_pods_only_by_secret_reference(stack: str) -> None:
     for workload in (STS, DEPLOYMENT):
         for container in all_containers(pod_spec(deployment, workload)):
             env = {e["name"]: e for e in container["env"]}
+            # The exporter's REDIS_PASSWORD is its own variable, for the monitoring user.
+            key = "monitoring-password" if container["name"] == "exporter" else "password"
             assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
                 "name": "redis-auth",
-                "key": "password",
+                "key": key,
             }
             for entry in container["env"]:
                 if any(word in entry["name"] for word in ("PASSWORD", "AUTH")):
@@ -252,7 +266,7 @@ def test_every_role_gets_its_own_long_password() -> None:
 
 def test_containers_read_every_password_from_the_secret_and_the_cli_the_admins() -> None:
     spec = deployed("dev").one(STS).inputs["spec"]["template"]["spec"]
-    for container in spec["containers"]:
+    for container in server_containers(spec):
         refs = {
             e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
             for e in container["env"]
@@ -583,6 +597,10 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (CERTIFICATE, "redis-server-certificate"),
         (CERTIFICATE, "redis-client-certificate"),
     },
+    MONITORING_ROLE: {
+        (POD_MONITOR, "redis-pod-monitor"),
+        (PROMETHEUS_RULE, "redis-prometheus-rule"),
+    },
 }
 """Which role component owns which resource (the namespace, the second password and the ESC
 environment exist only with some settings)."""
@@ -594,7 +612,11 @@ def test_each_role_is_a_typed_child_component_named_after_the_release(stack: str
     component = deployment.registrations[(COMPONENT, "redis")]
     components = {r.type for r in deployment.resources if not r.options} - {COMPONENT}
     tls = json.loads(stack_config(stack).get("redis:tls", "{}")).get("enabled", False)
-    assert components == ROLES | ({TLS_ROLE} if tls else set())
+    metrics = json.loads(stack_config(stack).get("redis:metrics", "{}"))
+    monitoring = metrics.get("podMonitor") or metrics.get("prometheusRule")
+    assert components == ROLES | ({TLS_ROLE} if tls else set()) | (
+        {MONITORING_ROLE} if monitoring else set()
+    )
     for role in components:
         assert deployment.registrations[(role, "redis")].parent == component.urn, role
         assert key(deployment.options[(role, "redis")].parent) == (COMPONENT, "redis"), role
@@ -634,8 +656,8 @@ def test_moved_resources_keep_the_urn_they_had_under_the_redis_sentinel(release:
     stack = release.removesuffix("-rotating")
     deployment = deploy_with(stack, passwordGeneration="2") if release != stack else deployed(stack)
     for resource in custom_resources(deployment):
-        if (resource.type, resource.name) in OWNERS[TLS_ROLE]:
-            continue  # created with TLS, after the split: never under the RedisSentinel
+        if (resource.type, resource.name) in OWNERS[TLS_ROLE] | OWNERS[MONITORING_ROLE]:
+            continue  # created after the split: never under the RedisSentinel
         registration = deployment.registrations[(resource.type, resource.name)]
         before = f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT}${resource.type}::{resource.name}"
         assert registration.urn != before, resource.name
@@ -765,3 +787,20 @@ def test_size_change_touches_only_the_claim_template() -> None:
     claims = [sts["spec"].pop("volumeClaimTemplates") for sts in (sts_before, sts_after)]
     assert sts_before["spec"] == sts_after["spec"], "no pod template change: no restart"
     assert [c[0]["spec"]["resources"]["requests"]["storage"] for c in claims] == ["2Gi", "5Gi"]
+
+
+def test_prod_creates_the_pod_monitor_and_the_rules_of_its_release() -> None:
+    deployment = deployed("prod")
+    monitor = deployment.one(POD_MONITOR)
+    assert monitor.inputs["metadata"]["namespace"] == "sophia-ai-prod"
+    spec = monitor.inputs["spec"]
+    assert spec["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "redis",
+        "app.kubernetes.io/instance": "redis",
+    }
+    endpoints = spec["podMetricsEndpoints"]
+    assert [e["path"] for e in endpoints] == ["/metrics", "/scrape", "/metrics"]
+    assert endpoints[1]["params"] == {"target": ["rediss://localhost:26380"]}, "prod is TLS-only"
+    rules = deployment.one(PROMETHEUS_RULE).inputs["spec"]["groups"][0]["rules"]
+    assert "RedisNoMaster" in {rule["alert"] for rule in rules}
+    assert all('namespace="sophia-ai-prod"' in rule["expr"] for rule in rules)
