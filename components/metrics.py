@@ -14,11 +14,12 @@ so whoever may call it could aim the monitoring credential at a server of their 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .blocks import as_bool, block_entries
 
 EXPORTER_PORT = 9121
 """Port of the redis_exporter in each server pod."""
@@ -76,23 +77,16 @@ METRICS_FIELDS = {
 
 def parse_metrics(raw: Any, key: str, problems: list[str]) -> MetricsSettings:
     """The ``redis:metrics`` object, every problem appended to ``problems`` with its full key."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raw = None
-    if not isinstance(raw, dict):
-        problems.append(f"{key}: must be an object with keys {', '.join(METRICS_FIELDS)}")
+    entries = block_entries(raw, key, METRICS_FIELDS, problems)
+    if entries is None:
         return MetricsSettings()
     values: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = f"{key}.{name}"
-        if name not in METRICS_FIELDS:
-            problems.append(f"{where}: unknown key; allowed are {', '.join(METRICS_FIELDS)}")
-            continue
+    for name, value in entries.items():
         parsed = _parse_field(name, value)
         if parsed is None:
-            problems.append(f"{where}: '{value}' is not allowed; expected {METRICS_FIELDS[name]}")
+            problems.append(
+                f"{key}.{name}: '{value}' is not allowed; expected {METRICS_FIELDS[name]}"
+            )
             continue
         values.update(parsed)
     metrics = MetricsSettings(**values)
@@ -109,8 +103,8 @@ def parse_metrics(raw: Any, key: str, problems: list[str]) -> MetricsSettings:
 def _parse_field(name: str, value: Any) -> dict[str, Any] | None:
     flags = {"enabled": "enabled", "podMonitor": "pod_monitor", "prometheusRule": "prometheus_rule"}
     if name in flags:
-        text = str(value).strip().lower()
-        return {flags[name]: text == "true"} if text in ("true", "false") else None
+        flag = as_bool(value)
+        return None if flag is None else {flags[name]: flag}
     if name == "exporterImage":
         image_ok = isinstance(value, str) and bool(value) and not any(c.isspace() for c in value)
         return {"exporter_image": value} if image_ok else None

@@ -63,27 +63,23 @@ class Monitoring(RoleComponent):
         settings = args.settings
         names = Names.of(settings)
         options = pulumi.ResourceOptions(parent=self, depends_on=args.prerequisites)
+        wanted = [
+            ("pod-monitor", "PodMonitor", settings.metrics.pod_monitor, pod_monitor),
+            ("prometheus-rule", "PrometheusRule", settings.metrics.prometheus_rule, rule_groups),
+        ]
         created: list[str] = []
-        if settings.metrics.pod_monitor:
+        for suffix, kind, on, spec in wanted:
+            if not on:
+                continue
             k8s.apiextensions.CustomResource(
-                f"{name}-pod-monitor",
+                f"{name}-{suffix}",
                 api_version=API_VERSION,
-                kind="PodMonitor",
+                kind=kind,
                 metadata=monitor_metadata(settings, names.release),
-                spec=pod_monitor(settings, names),
+                spec=spec(settings, names),
                 opts=options,
             )
-            created.append(f"PodMonitor/{names.release}")
-        if settings.metrics.prometheus_rule:
-            k8s.apiextensions.CustomResource(
-                f"{name}-prometheus-rule",
-                api_version=API_VERSION,
-                kind="PrometheusRule",
-                metadata=monitor_metadata(settings, names.release),
-                spec=rule_groups(settings, names),
-                opts=options,
-            )
-            created.append(f"PrometheusRule/{names.release}")
+            created.append(f"{kind}/{names.release}")
         self.object_names = pulumi.Output.from_input(created)
         self.register_outputs({"object_names": self.object_names})
 

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .blocks import as_bool, block_entries
+
 TLS_MOUNT = "/tls"
 """Where the certificate Secret (``tls.crt``, ``tls.key``, ``ca.crt``) is mounted."""
 REDIS_TLS_PORT = 6380
@@ -92,35 +94,17 @@ TLS_FIELDS = {
 
 def parse_tls(raw: Any, key: str, problems: list[str]) -> TlsSettings:
     """The ``redis:tls`` object, every problem appended to ``problems`` with its full key."""
-    if isinstance(raw, str):
-        import json
-
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raw = None
-    if not isinstance(raw, dict):
-        problems.append(f"{key}: must be an object with keys {', '.join(TLS_FIELDS)}")
+    entries = block_entries(raw, key, TLS_FIELDS, problems)
+    if entries is None:
         return TlsSettings()
     values: dict[str, Any] = {}
-    for field_name, value in raw.items():
-        where = f"{key}.{field_name}"
-        if field_name not in TLS_FIELDS:
-            problems.append(f"{where}: unknown key; allowed are {', '.join(TLS_FIELDS)}")
-            continue
-        parsed = _parse_field(field_name, value, where, problems)
+    for field_name, value in entries.items():
+        parsed = _parse_field(field_name, value, f"{key}.{field_name}", problems)
         if parsed is not None:
             values.update(parsed)
     tls = TlsSettings(**values)
     _check_tls(tls, key, problems)
     return tls
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    return text == "true" if text in ("true", "false") else None
 
 
 def _parse_field(name: str, value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
@@ -131,7 +115,7 @@ def _parse_field(name: str, value: Any, where: str, problems: list[str]) -> dict
         "clientCertificates": "client_certificates",
     }
     if name in booleans:
-        flag = _as_bool(value)
+        flag = as_bool(value)
         if flag is None:
             problems.append(f"{where}: '{value}' is not allowed; expected true or false")
             return None

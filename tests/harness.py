@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import runpy
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,22 @@ def fake_password_result(resource_name: str) -> str:
     return f"Fake-{resource_name}-Pa55word!*+~0123456789"
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    """The config of ``Pulumi.<stack>.yaml`` as the engine hands it over: structured values
-    JSON-encoded, everything else a string."""
-    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+def stack_config(stack: str, commit: str | None = None) -> dict[str, str]:
+    """The config of ``Pulumi.<stack>.yaml`` (as of ``commit``, when given: the keys that
+    release knew) as the engine hands it over: structured values JSON-encoded, everything else
+    a string."""
+    name = f"Pulumi.{stack}.yaml"
+    if commit is None:
+        text = (REPO / name).read_text()
+    else:
+        text = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{commit}:{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    document = yaml.safe_load(text)
     config: dict[str, str] = {}
     for key, value in (document.get("config") or {}).items():
         config[key] = value if isinstance(value, str) else json.dumps(value)

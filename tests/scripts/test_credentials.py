@@ -112,7 +112,8 @@ def test_upgrade_from_the_single_password_layout_loses_no_write_and_ends_least_p
     loopback: LoopbackFactory, tmp_path: Path
 ) -> None:
     legacy = program_at(SINGLE_PASSWORD_COMMIT, tmp_path / "legacy")
-    config = {**stack_config("local"), **engine_config(default_engine())}
+    # The local config as that release had it: it refuses keys added since (redis:metrics).
+    config = {**stack_config("local", SINGLE_PASSWORD_COMMIT), **engine_config(default_engine())}
     cluster = loopback(settings=legacy.settings.load_settings(config), program=legacy)
     # That layout: the admin user takes the application password, Sentinel only `default`.
     cluster.secret = {PASSWORD_KEY: FAKE_PASSWORD, ADMIN.secret_key: FAKE_PASSWORD}
