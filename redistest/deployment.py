@@ -23,6 +23,7 @@ LOG = REPO / ".pulumi-state" / "integration.log"
 
 def log_line(line: str) -> None:
     """Appends engine output and test notes to the integration log."""
+    LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("a") as handle:
         handle.write(line + "\n")
 
