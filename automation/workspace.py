@@ -32,6 +32,18 @@ def kubeconfig() -> Path:
     return Path(configured) if configured else cache_dir() / "cluster" / "kubeconfig"
 
 
+def drop_encryption_salt(stack_file: Path) -> None:
+    """Removes the ``encryptionsalt`` a stack file carries from another backend or machine:
+    a new stack takes the salt of this machine's passphrase, and a stale one fails its creation
+    with "incorrect passphrase". The file's other lines and comments stay as they are."""
+    if not stack_file.exists():
+        return
+    lines = stack_file.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("encryptionsalt:")]
+    if kept != lines:
+        stack_file.write_text("".join(kept))
+
+
 def passphrase_file() -> Path:
     """The local stacks' passphrase, made on first use, readable by its owner only."""
     path = cache_dir() / "pulumi-passphrase"
@@ -108,6 +120,10 @@ class Workspace:
                 return []
         return locks
 
+    def has_state(self, stack: str) -> bool:
+        """Whether this backend holds stack ``stack`` of the project."""
+        return any((self.state_dir / ".pulumi" / "stacks").glob(f"*/{stack}.json"))
+
     def stack(self, name: str) -> auto.Stack:
         """Creates or selects stack ``name`` of this project; clears the locks a killed update
         of this host left on it."""
@@ -121,6 +137,8 @@ class Workspace:
             secrets_provider="passphrase",
             pulumi_command=command,
         )
+        if not self.has_state(name):
+            drop_encryption_salt(REPO / f"Pulumi.{name}.yaml")
         stack = auto.create_or_select_stack(stack_name=name, work_dir=str(REPO), opts=options)
         if self.stale_locks(name):
             # `pulumi cancel` removes every lock of the stack (on this backend it deletes the
