@@ -21,8 +21,7 @@ def watch_with_local_prometheus(stack: auto.Stack) -> None:
     """Deploys the local cluster's Prometheus with the local release's scrape jobs and rules."""
     from redistest.monitoring import deploy_prometheus, stack_settings
 
-    config = {key: value.value for key, value in stack.get_all_config().items()}
-    prometheus = deploy_prometheus([stack_settings(config)])
+    prometheus = deploy_prometheus([stack_settings(stack)])
     print(
         f"\nPrometheus scrapes the release and evaluates its alert rules: {prometheus.base}"
         " (from this host; /alerts, /targets)"

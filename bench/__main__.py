@@ -542,7 +542,7 @@ class Bench:
         the exporters on and scraped every 5 s by the local Prometheus (the local stack), then
         in a release of its own with ``redis:metrics.enabled: false``; and what the exporter
         containers used meanwhile."""
-        deploy_prometheus([stack_settings(self.stack_config(self.deployed))])
+        deploy_prometheus([stack_settings(self.deployed.stack)])
         kube = self.deployed.kube
         wait_healthy(kube)
         log("metrics on: redis-benchmark through redis-service")
@@ -591,10 +591,6 @@ class Bench:
             " release with redis:metrics.enabled false. Per case the median of --runs runs."
             " Exporter CPU from /proc over the benchmarks, RSS at their end.",
         }
-
-    @staticmethod
-    def stack_config(release: Deployed) -> dict[str, str]:
-        return {key: value.value for key, value in release.stack.get_all_config().items()}
 
     # -- idle soak -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import yaml
+from pulumi import automation as auto
 
 from automation.workspace import REPO
 from components.alerts import rule_groups
@@ -40,9 +41,9 @@ RULES_FILE = "/etc/prometheus/rules.yaml"
 _METRIC_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})")
 
 
-def stack_settings(config: dict[str, str]) -> RedisSettings:
-    """The settings of a stack from its ``redis:*`` config values."""
-    return load_settings(config)
+def stack_settings(stack: auto.Stack) -> RedisSettings:
+    """The settings of a stack, from its config as the engine hands it to the program."""
+    return load_settings({key: value.value for key, value in stack.get_all_config().items()})
 
 
 def prometheus_files(releases: Sequence[RedisSettings]) -> dict[str, str]:

@@ -42,8 +42,7 @@ def deployed(cluster: None) -> Deployed:
 @pytest.fixture(scope="session")
 def prometheus(deployed: Deployed) -> Prometheus:
     """The local Prometheus, scraping the session's release with its alert rules loaded."""
-    config = {key: value.value for key, value in deployed.stack.get_all_config().items()}
-    return deploy_prometheus([stack_settings(config)])
+    return deploy_prometheus([stack_settings(deployed.stack)])
 
 
 @pytest.fixture(scope="session")

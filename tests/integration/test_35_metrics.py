@@ -22,8 +22,7 @@ QUIET_ALERTS = {"RedisFailover"}
 
 
 def release_alerts(deployed: Deployed) -> list[tuple[str, list[str]]]:
-    config = {key: value.value for key, value in deployed.stack.get_all_config().items()}
-    settings = stack_settings(config)
+    settings = stack_settings(deployed.stack)
     return [
         (alert.name, metric_selectors(alert.expr)) for alert in alerts(settings, Names.of(settings))
     ]
