@@ -4,8 +4,11 @@ The rules read the series of the release's own scrape targets, told apart by thr
 labels that the PodMonitor (and any equivalent scrape config) sets: ``namespace``, ``pod`` and
 ``process`` (``server`` for a Redis server's exporter on ``/metrics``, ``sentinel`` for its
 ``/scrape`` of the local Sentinel, ``proxy`` for HAProxy). Not ``role``: ``redis_instance_info``
-has a ``role`` label of its own (``master``, ``slave``). Every rule has a runbook paragraph in
-the README under its alert name; ``promtool test rules`` proves each one firing and not firing.
+has a ``role`` label of its own (``master``, ``slave``). The volume alert reads the kubelets'
+``kubelet_volume_stats_*`` series instead, by the claims' own ``namespace`` and
+``persistentvolumeclaim`` labels, wherever the cluster's monitoring scrapes them. Every rule
+has a runbook paragraph in the README under its alert name; ``promtool test rules`` proves
+each one firing and not firing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from .proxy import CHECKED_BACKEND
 from .settings import RedisSettings
 
 RULE_GROUP = "redis-sentinel"
+VOLUME_FREE_RATIO = 0.15
+"""Below this share of free space a data volume alerts: an AOF rewrite writes a new file
+beside the old one, so it needs room for a second copy of the data set."""
 EVALUATION_INTERVAL = "15s"
 
 
@@ -55,6 +61,9 @@ def alerts(settings: RedisSettings, names: Names) -> list[Alert]:
     least = settings.min_replicas_to_write
     backend = selector(names, "proxy", f'proxy="{CHECKED_BACKEND}"')
     release = f"{names.namespace}/{names.release}"
+    volume = (
+        f'{{namespace="{names.namespace}", persistentvolumeclaim=~"data-{names.release}-[0-9]+"}}'
+    )
     rules = [
         Alert(
             "RedisNoMaster",
@@ -190,6 +199,19 @@ def alerts(settings: RedisSettings, names: Names) -> list[Alert]:
             "30s",
             "critical",
             f"A proxy of {release} has no master to route redis_url to: clients are refused.",
+        ),
+        Alert(
+            "RedisDataVolumeFilling",
+            (
+                f"kubelet_volume_stats_available_bytes{volume}"
+                f" / kubelet_volume_stats_capacity_bytes{volume} < {VOLUME_FREE_RATIO}"
+            ),
+            "5m",
+            "warning",
+            (
+                f"A data volume of {release} has less than {VOLUME_FREE_RATIO:.0%} free: "
+                "an append-only file rewrite may soon fail."
+            ),
         ),
         Alert(
             "RedisExporterDown",

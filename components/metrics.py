@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blocks import as_bool, block_entries
+from .dashboard import DEFAULT_DASHBOARD_LABELS
 
 EXPORTER_PORT = 9121
 """Port of the redis_exporter in each server pod."""
@@ -57,11 +58,23 @@ class MetricsSettings:
     monitor_labels: Mapping[str, str] = field(default_factory=dict)
     """Extra labels of the PodMonitor and PrometheusRule, for a Prometheus whose selectors
     pick objects by label (e.g. ``release: kube-prometheus-stack``)."""
+    grafana_dashboard: bool = False
+    """Create ConfigMap ``<release>-dashboard`` with the Grafana dashboard, for Grafana's
+    dashboard sidecar."""
+    dashboard_labels: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_DASHBOARD_LABELS)
+    )
+    """Labels of the dashboard's ConfigMap: the ones the sidecar is configured to look for."""
 
     @property
     def operator_objects(self) -> bool:
         """Whether any Prometheus Operator object is requested."""
         return self.enabled and (self.pod_monitor or self.prometheus_rule)
+
+    @property
+    def monitoring_objects(self) -> bool:
+        """Whether any object of :class:`~components.monitoring.Monitoring` is requested."""
+        return self.operator_objects or (self.enabled and self.grafana_dashboard)
 
 
 METRICS_FIELDS = {
@@ -72,6 +85,8 @@ METRICS_FIELDS = {
     "podMonitor": "true or false",
     "prometheusRule": "true or false",
     "monitorLabels": "an object of Kubernetes label keys to values",
+    "grafanaDashboard": "true or false",
+    "dashboardLabels": "a non-empty object of Kubernetes label keys to values",
 }
 
 
@@ -94,6 +109,7 @@ def parse_metrics(raw: Any, key: str, problems: list[str]) -> MetricsSettings:
         for name, on in (
             ("podMonitor", metrics.pod_monitor),
             ("prometheusRule", metrics.prometheus_rule),
+            ("grafanaDashboard", metrics.grafana_dashboard),
         ):
             if on:
                 problems.append(f"{key}.{name}: requires {key}.enabled: true")
@@ -101,7 +117,12 @@ def parse_metrics(raw: Any, key: str, problems: list[str]) -> MetricsSettings:
 
 
 def _parse_field(name: str, value: Any) -> dict[str, Any] | None:
-    flags = {"enabled": "enabled", "podMonitor": "pod_monitor", "prometheusRule": "prometheus_rule"}
+    flags = {
+        "enabled": "enabled",
+        "podMonitor": "pod_monitor",
+        "prometheusRule": "prometheus_rule",
+        "grafanaDashboard": "grafana_dashboard",
+    }
     if name in flags:
         flag = as_bool(value)
         return None if flag is None else {flags[name]: flag}
@@ -122,8 +143,14 @@ def _parse_field(name: str, value: Any) -> dict[str, Any] | None:
         and _LABEL_VALUE.fullmatch(v)
         for k, v in value.items()
     )
-    attribute = "monitoring_pod_labels" if name == "monitoringPodLabels" else "monitor_labels"
-    return {attribute: dict(value)} if ok else None
+    attributes = {
+        "monitoringPodLabels": "monitoring_pod_labels",
+        "monitorLabels": "monitor_labels",
+        "dashboardLabels": "dashboard_labels",
+    }
+    if name == "dashboardLabels" and not value:
+        return None
+    return {attributes[name]: dict(value)} if ok else None
 
 
 def monitoring_peers(metrics: MetricsSettings) -> list[dict[str, Any]]:

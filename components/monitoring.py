@@ -1,5 +1,6 @@
-"""The Prometheus Operator objects of a release: a PodMonitor for its metrics endpoints and a
-PrometheusRule with its alert rules, when ``redis:metrics`` asks for them."""
+"""The monitoring objects of a release, each when ``redis:metrics`` asks for it: a PodMonitor
+for its metrics endpoints and a PrometheusRule with its alert rules (Prometheus Operator), and
+a ConfigMap with the Grafana dashboard (Grafana's dashboard sidecar)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pulumi_kubernetes as k8s
 
 from .alerts import rule_groups
 from .cluster import exists
+from .dashboard import DASHBOARD_KEY, dashboard_json
 from .metrics import pod_monitor_spec
 from .naming import Names, selector_labels
 from .role import RoleComponent, object_metadata
@@ -39,19 +41,27 @@ def pod_monitor(settings: RedisSettings, names: Names) -> dict[str, Any]:
     return pod_monitor_spec(release_pods, sentinel_scrape_target(settings))
 
 
+def dashboard_metadata(settings: RedisSettings, names: Names) -> dict[str, Any]:
+    """The dashboard ConfigMap's metadata: the release's labels and ``dashboardLabels``."""
+    metadata = object_metadata(settings, f"{names.release}-dashboard")
+    metadata["labels"] = {**metadata["labels"], **settings.metrics.dashboard_labels}
+    return metadata
+
+
 @dataclass(frozen=True)
 class MonitoringArgs:
     """Arguments of :class:`Monitoring`."""
 
     settings: RedisSettings
-    """Validated settings of the release, with ``metrics.pod_monitor`` or
-    ``metrics.prometheus_rule``."""
+    """Validated settings of the release, with ``metrics.pod_monitor``,
+    ``metrics.prometheus_rule`` or ``metrics.grafana_dashboard``."""
     prerequisites: list[pulumi.Resource]
     """What every object waits for: the namespace when the release creates it."""
 
 
 class Monitoring(RoleComponent):
-    """PodMonitor ``<name>`` and PrometheusRule ``<name>``, as configured."""
+    """PodMonitor ``<name>``, PrometheusRule ``<name>`` and ConfigMap ``<name>-dashboard``, as
+    configured."""
 
     object_names: pulumi.Output[list[str]]
     """``Kind/name`` of every object created."""
@@ -80,6 +90,14 @@ class Monitoring(RoleComponent):
                 opts=options,
             )
             created.append(f"{kind}/{names.release}")
+        if settings.metrics.grafana_dashboard:
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard",
+                metadata=dashboard_metadata(settings, names),
+                data={DASHBOARD_KEY: dashboard_json()},
+                opts=options,
+            )
+            created.append(f"ConfigMap/{names.release}-dashboard")
         self.object_names = pulumi.Output.from_input(created)
         self.register_outputs({"object_names": self.object_names})
 

@@ -30,7 +30,7 @@ class RedisSentinel(pulumi.ComponentResource):
     * :class:`~components.routing.MasterRouting`: the HAProxy tier and ``<name>-service``;
     * :class:`~components.publishing.Publishing`: the outputs and the ESC environment;
     * :class:`~components.monitoring.Monitoring`: with ``redis:metrics`` asking for them, the
-      PodMonitor and PrometheusRule;
+      PodMonitor, the PrometheusRule and the Grafana dashboard's ConfigMap;
     * :class:`~components.revocation.Revocation`: when a previous application or internal
       generation is revoked, the Job that revokes it on the running pods.
     """
@@ -67,7 +67,7 @@ class RedisSentinel(pulumi.ComponentResource):
                 CertificatesArgs(settings, prerequisites=list(access.workloads.prerequisites)),
                 child,
             )
-        if settings.metrics.operator_objects:
+        if settings.metrics.monitoring_objects:
             Monitoring(
                 name,
                 MonitoringArgs(settings, prerequisites=list(access.workloads.prerequisites)),

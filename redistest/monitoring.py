@@ -41,9 +41,29 @@ RULES_FILE = "/etc/prometheus/rules.yaml"
 _METRIC_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})")
 
 
-def stack_settings(stack: auto.Stack) -> RedisSettings:
-    """The settings of a stack, from its config as the engine hands it to the program."""
-    return load_settings({key: value.value for key, value in stack.get_all_config().items()})
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+KUBELET_VOLUME_JOB: dict[str, Any] = {
+    "job_name": "kubelet",
+    "scheme": "https",
+    "authorization": {"credentials_file": f"{SERVICE_ACCOUNT_DIR}/token"},
+    "tls_config": {"ca_file": f"{SERVICE_ACCOUNT_DIR}/ca.crt"},
+    "kubernetes_sd_configs": [{"role": "node"}],
+    # The series carry the volume's own namespace and claim: keep them, as the Prometheus
+    # Operator's kubelet ServiceMonitor does.
+    "honor_labels": True,
+    "metric_relabel_configs": [
+        {"source_labels": ["__name__"], "regex": "kubelet_volume_stats_.+", "action": "keep"}
+    ],
+}
+"""The kubelets' volume usage (what the volume-filling alert reads), as a cluster's own
+monitoring scrapes it; only the ``kubelet_volume_stats_*`` series are kept."""
+
+
+def stack_settings(stack: auto.Stack, overrides: dict[str, str] | None = None) -> RedisSettings:
+    """The settings of a stack, from its config as the engine hands it to the program, with
+    ``overrides`` (full keys) on top."""
+    config = {key: value.value for key, value in stack.get_all_config().items()}
+    return load_settings({**config, **(overrides or {})})
 
 
 def prometheus_files(releases: Sequence[RedisSettings]) -> dict[str, str]:
@@ -55,6 +75,7 @@ def prometheus_files(releases: Sequence[RedisSettings]) -> dict[str, str]:
         for group in rule_groups(settings, Names.of(settings))["groups"]:
             # Evaluated as often as scraped here, so a 20 s fault shows in several evaluations.
             groups.append({**group, "interval": f"{SCRAPE_INTERVAL_SECONDS}s"})
+    jobs.append(KUBELET_VOLUME_JOB)
     interval = f"{SCRAPE_INTERVAL_SECONDS}s"
     config = {
         "global": {
@@ -71,9 +92,14 @@ def prometheus_files(releases: Sequence[RedisSettings]) -> dict[str, str]:
     }
 
 
-def deploy_prometheus(releases: Sequence[RedisSettings], timeout: float = 180) -> Prometheus:
+def deploy_prometheus(
+    releases: Sequence[RedisSettings],
+    timeout: float = 180,
+    running: Sequence[RedisSettings] | None = None,
+) -> Prometheus:
     """Deploys (or re-deploys, when the files changed) Prometheus for ``releases`` and waits
-    until it has scraped every target of theirs once."""
+    until it has scraped every target of those ``running`` (default: all) once, and the
+    kubelets'."""
     kube = Kube(NAMESPACE)
     files = prometheus_files(releases)
     checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
@@ -99,9 +125,17 @@ def deploy_prometheus(releases: Sequence[RedisSettings], timeout: float = 180) -
     )
     log_line(f"prometheus deployed for {[s.namespace for s in releases]} (config {checksum[:12]})")
     prometheus = Prometheus(kube)
-    jobs = yaml.safe_load(files["prometheus.yml"])["scrape_configs"]
-    prometheus.wait_targets_up({job["job_name"] for job in jobs})
+    prometheus.wait_targets_up(
+        {KUBELET_VOLUME_JOB["job_name"]}
+        | {job for settings in (running or releases) for job in release_jobs(settings)}
+    )
     return prometheus
+
+
+def release_jobs(settings: RedisSettings) -> set[str]:
+    """The scrape job names of one release."""
+    jobs = scrape_jobs(settings.namespace, settings.name, sentinel_scrape_target(settings))
+    return {job["job_name"] for job in jobs}
 
 
 class Prometheus:

@@ -202,7 +202,7 @@ main() {
     check "PodSecurity admission rejects a non-restricted pod" non_compliant_pod_rejected
 
     pv=$(k get pvc data-redis-0 -o 'jsonpath={.spec.volumeName}')
-    dir=$(kctl get pv "$pv" -o 'jsonpath={.spec.hostPath.path}')
+    dir=$(kctl get pv "$pv" -o 'jsonpath={.spec.local.path}')
     k patch pvc data-redis-0 -p '{"spec":{"resources":{"requests":{"storage":"200Mi"}}}}' >/dev/null
     check "PVC expands to 200Mi" eventually 30 capacity_is 200Mi
 

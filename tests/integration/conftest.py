@@ -24,6 +24,7 @@ from redistest.deployment import (
 )
 from redistest.kube import Kube
 from redistest.monitoring import Prometheus, deploy_prometheus, stack_settings
+from tests.integration.deployment import tls_release_settings
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +42,11 @@ def deployed(cluster: None) -> Deployed:
 
 @pytest.fixture(scope="session")
 def prometheus(deployed: Deployed) -> Prometheus:
-    """The local Prometheus, scraping the session's release with its alert rules loaded."""
-    return deploy_prometheus([stack_settings(deployed.stack)])
+    """The local Prometheus, scraping the session's release with its alert rules loaded, and
+    the TLS release of ``test_88_tls`` once it runs (one Prometheus for the session: a
+    re-deployment would restart it with an empty database)."""
+    session = stack_settings(deployed.stack)
+    return deploy_prometheus([session, tls_release_settings(deployed.stack)], running=[session])
 
 
 @pytest.fixture(scope="session")

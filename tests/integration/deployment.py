@@ -9,10 +9,15 @@ destroy leaves behind stays visible instead of going with the namespace.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from pulumi import automation as auto
+
+from components.settings import RedisSettings
 from redistest.deployment import Deployed, has_resources, own_stack
 from redistest.kube import CLIENT_POD, Kube
+from redistest.monitoring import stack_settings
 
 __all__ = [
     "RELEASE",
@@ -25,6 +30,20 @@ __all__ = [
 
 RELEASE = "redis"
 """The release name of the local config: every object's name starts with it."""
+
+TLS_STACK = "tls"
+TLS_NAMESPACE = "sophia-ai-tls"
+TLS = {"enabled": True, "selfSignedCa": True}
+"""The TLS release of ``test_88_tls``: TLS-only, with a CA cert-manager creates."""
+
+
+def tls_release_settings(session_stack: auto.Stack) -> RedisSettings:
+    """The settings the TLS release will deploy with: the session stack's config in its own
+    namespace with TLS on (what the local Prometheus is set up to scrape from the start)."""
+    return stack_settings(
+        session_stack, {"redis:namespace": TLS_NAMESPACE, "redis:tls": json.dumps(TLS)}
+    )
+
 
 RELEASE_KINDS = (
     "pods",

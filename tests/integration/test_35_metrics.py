@@ -1,11 +1,14 @@
 """The release's metrics on a real Prometheus: every endpoint scraped, every series the alert
-rules read present, the monitoring user never refused, the metrics ports closed to others."""
+rules and the dashboard read present, the monitoring user never refused, the metrics ports
+closed to others."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from components.alerts import alerts
+from components.dashboard import DASHBOARD_KEY, dashboard, expand, panel_queries, query_values
 from components.metrics import EXPORTER_PORT
 from components.naming import Names
 from redistest.deployment import Deployed
@@ -49,6 +52,24 @@ def test_every_series_the_rules_read_exists(deployed: Deployed, prometheus: Prom
             if not prometheus.query(selector):
                 missing.append((name, selector))
     assert missing == [], missing
+
+
+def test_every_dashboard_query_has_series(deployed: Deployed, prometheus: Prometheus) -> None:
+    """Each panel's query as Grafana would send it for this release returns series, and so
+    does each metric selector in it (the annotation's query is empty without a failover)."""
+    settings = stack_settings(deployed.stack)
+    values = query_values(settings.namespace, Names.of(settings).release)
+    empty = []
+    for title, expr in panel_queries(dashboard()):
+        query = expand(expr, values)
+        selectors = metric_selectors(query)
+        empty += [(title, selector) for selector in selectors if not prometheus.query(selector)]
+        if not title.startswith("annotation ") and not prometheus.query(query):
+            empty.append((title, query))
+    assert empty == [], empty
+    configmap = deployed.kube.json("get", "configmap", f"{Names.of(settings).release}-dashboard")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"][DASHBOARD_KEY]) == dashboard()
 
 
 def test_a_healthy_release_fires_nothing(deployed: Deployed, prometheus: Prometheus) -> None:

@@ -4,7 +4,8 @@ The release runs TLS-only with a CA that cert-manager creates (``selfSignedCa``)
 ``rediss://`` on 6380 and the plain ports refuse; replication and the Sentinels' links run over
 TLS; each credential holds its boundary over TLS; a SIGKILL and a graceful failover lose no
 confirmed write; and a certificate renewal under a writer ends with every server and Sentinel
-serving the new certificate, no write lost and no pod replaced.
+serving the new certificate, no write lost and no pod replaced. The exporters, speaking TLS
+to their server and Sentinel, are scraped by the local Prometheus after the renewal too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redistest import scenarios
 from redistest.boundaries import cluster_script
 from redistest.deployment import Deployed, start_client_pod
 from redistest.health import masters_by_role, pods_ready, wait_healthy
+from redistest.monitoring import Prometheus, release_jobs, stack_settings
 from redistest.rotation import server_pod_uids
 from redistest.traffic import (
     finish_writer,
@@ -29,12 +31,17 @@ from redistest.traffic import (
     wait_for_writes,
 )
 from redistest.wait import wait_until
-from tests.integration.deployment import boundary_payload, own_stack
+from tests.integration.deployment import (
+    TLS,
+    TLS_NAMESPACE,
+    TLS_STACK,
+    boundary_payload,
+    own_stack,
+)
 from tests.integration.test_40_failover import check
 
-STACK = "tls"
-NAMESPACE = "sophia-ai-tls"
-TLS = {"enabled": True, "selfSignedCa": True}
+STACK = TLS_STACK
+NAMESPACE = TLS_NAMESPACE
 RENEWING = {**TLS, "duration": "1h", "renewBefore": "58m"}
 """cert-manager's shortest duration, renewed two minutes after each issue."""
 RENEWAL_TIMEOUT_SECONDS = 300
@@ -199,3 +206,21 @@ def test_renewed_certificate_is_served_without_a_lost_write(release: Deployed) -
     assert missing == [], missing[:10]
     assert server_pod_uids(kube) == pods, "a server pod was replaced"
     assert len(masters_by_role(kube, pods_ready(kube))) == 1
+
+
+def test_exporters_are_scraped_over_tls_after_the_renewal(
+    release: Deployed, prometheus: Prometheus
+) -> None:
+    """Every exporter of the TLS release logs in to its server and Sentinel over TLS (the
+    plain ports are closed), with the renewed certificate in place."""
+    jobs = release_jobs(stack_settings(release.stack))
+    targets = prometheus.wait_targets_up(jobs)
+    per_process = {job: sum(t["labels"]["job"] == job for t in targets) for job in jobs}
+    assert sorted(per_process.values()) == [2, 3, 3], per_process
+    selector = f'namespace="{NAMESPACE}"'
+    reached = prometheus.query(f"redis_up{{{selector}}} == 1")
+    assert len(reached) == 6, reached  # three servers, three Sentinels
+    masters = prometheus.query(f'redis_instance_info{{{selector}, role="master"}}')
+    assert len(masters) == 1, masters
+    quorum = prometheus.query(f"redis_sentinel_master_ckquorum_status{{{selector}}} == 1")
+    assert len(quorum) == 3, quorum

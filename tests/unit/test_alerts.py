@@ -8,24 +8,16 @@ harness runs the engines.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import yaml
 
 from components.alerts import alerts, rule_groups
 from components.naming import Names
 from components.settings import load_settings
+from tests.unit.promtool import run_promtool
 
-PROMETHEUS_ROOTFS = (
-    Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache" / "sophia-redis"))
-    / "images"
-    / "rootfs"
-    / "prometheus"
-)
 SETTINGS = load_settings({"redis:namespace": "shop", "redis:name": "cache"})
 NAMES = Names.of(SETTINGS)
 ALERTS = {alert.name: alert for alert in alerts(SETTINGS, NAMES)}
@@ -44,6 +36,21 @@ def target_labels(pod: str, process: str, **labels: str) -> dict[str, str]:
 
 def info(pod: str, role: str, values: str = "1x40", policy: str = "volatile-lru") -> dict[str, str]:
     return series("redis_instance_info", pod, "server", values, role=role, maxmemory_policy=policy)
+
+
+KUBELET_LABELS = {"job": "kubelet", "instance": "node-1"}
+
+
+def volume(
+    claim: str, capacity: str, available: str, namespace: str = "shop"
+) -> list[dict[str, str]]:
+    """A kubelet's capacity and available-bytes series of one claim."""
+    labels = {**KUBELET_LABELS, "namespace": namespace, "persistentvolumeclaim": claim}
+    text = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    return [
+        {"series": f"kubelet_volume_stats_capacity_bytes{{{text}}}", "values": capacity},
+        {"series": f"kubelet_volume_stats_available_bytes{{{text}}}", "values": available},
+    ]
 
 
 HEALTHY_ROLES = [info("cache-0", "master"), info("cache-1", "slave"), info("cache-2", "slave")]
@@ -309,6 +316,20 @@ CASES: dict[str, Case] = {
         labels=[target_labels("cache-proxy-7d9f-x2", "proxy", proxy="redis_master")],
         pending_at="15s",
     ),
+    "RedisDataVolumeFilling": Case(
+        healthy=[
+            *volume("data-cache-0", "1073741824x40", "536870912x40"),
+            *volume("data-other-0", "1073741824x40", "1048576x40"),
+            *volume("data-cache-0", "1073741824x40", "1048576x40", namespace="elsewhere"),
+        ],
+        broken=[
+            *volume("data-cache-0", "1073741824x40", "536870912x40"),
+            *volume("data-cache-1", "1073741824x40", "536870912-41943040x10 104857600x30"),
+        ],
+        labels=[{**KUBELET_LABELS, "namespace": "shop", "persistentvolumeclaim": "data-cache-1"}],
+        fires_at="9m",
+        pending_at="5m",
+    ),
     "RedisExporterDown": Case(
         healthy=[
             series("up", "cache-0", "sentinel", "1x40"),
@@ -362,28 +383,6 @@ def promtool_tests(name: str, case: Case) -> list[dict[str, object]]:
         }
     )
     return tests
-
-
-def run_promtool(workdir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """promtool of the Prometheus image, chrooted in a mount namespace of its own, with
-    ``workdir`` at the image's ``/tmp``."""
-    if not (PROMETHEUS_ROOTFS / "usr/bin/promtool").exists():
-        pytest.fail(
-            f"promtool is not in {PROMETHEUS_ROOTFS}: build the images with "
-            "'sudo scripts/cluster/images.sh build' (make test does)",
-            pytrace=False,
-        )
-    mountpoint = PROMETHEUS_ROOTFS / "tmp"
-    script = (
-        f'mount --bind "$1" {mountpoint} && shift && '
-        f'exec chroot {PROMETHEUS_ROOTFS} /usr/bin/promtool "$@"'
-    )
-    return subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script, "sh", str(workdir), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_every_alert_has_a_case() -> None:

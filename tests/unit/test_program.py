@@ -600,6 +600,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
     MONITORING_ROLE: {
         (POD_MONITOR, "redis-pod-monitor"),
         (PROMETHEUS_RULE, "redis-prometheus-rule"),
+        (CONFIG_MAP, "redis-dashboard"),
     },
 }
 """Which role component owns which resource (the namespace, the second password and the ESC
@@ -613,7 +614,7 @@ def test_each_role_is_a_typed_child_component_named_after_the_release(stack: str
     components = {r.type for r in deployment.resources if not r.options} - {COMPONENT}
     tls = json.loads(stack_config(stack).get("redis:tls", "{}")).get("enabled", False)
     metrics = json.loads(stack_config(stack).get("redis:metrics", "{}"))
-    monitoring = metrics.get("podMonitor") or metrics.get("prometheusRule")
+    monitoring = any(metrics.get(k) for k in ("podMonitor", "prometheusRule", "grafanaDashboard"))
     assert components == ROLES | ({TLS_ROLE} if tls else set()) | (
         {MONITORING_ROLE} if monitoring else set()
     )

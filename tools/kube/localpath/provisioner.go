@@ -1,8 +1,8 @@
 // Package localpath is a minimal dynamic provisioner for a single-node test
 // cluster. It runs as a host process (no helper pods: this machine cannot run
 // privileged containers), so it creates and removes the volume directories
-// itself, and it "expands" volumes by recording the new size, since a hostPath
-// directory has no size of its own.
+// itself, and it "expands" volumes by recording the new size, since a local
+// volume's directory has no size of its own.
 package localpath
 
 import (
@@ -49,7 +49,7 @@ func NewCommand() *cobra.Command {
 	o := options{}
 	cmd := &cobra.Command{
 		Use:          "local-path-provisioner",
-		Short:        "Provision hostPath volumes on this node for PVCs of a StorageClass",
+		Short:        "Provision local volumes on this node for PVCs of a StorageClass",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.nodeName == "" {
@@ -216,7 +216,7 @@ func (p *provisioner) provision(ctx context.Context, pvc *corev1.PersistentVolum
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
-	// Pods may run as any uid and hostPath ignores fsGroup: open it to all.
+	// Pods may run as any uid, with or without an fsGroup: open it to all.
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return err
 	}
@@ -224,7 +224,6 @@ func (p *provisioner) provision(ctx context.Context, pvc *corev1.PersistentVolum
 	if class.ReclaimPolicy != nil {
 		reclaim = *class.ReclaimPolicy
 	}
-	hostPathType := corev1.HostPathDirectory
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -240,8 +239,10 @@ func (p *provisioner) provision(ctx context.Context, pvc *corev1.PersistentVolum
 				Kind: "PersistentVolumeClaim", APIVersion: "v1",
 				Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID,
 			},
+			// A local volume, not a hostPath one: the kubelet reports its usage
+			// (kubelet_volume_stats_*), which the volume-filling alert reads.
 			PersistentVolumeSource: corev1.PersistentVolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: dir, Type: &hostPathType},
+				Local: &corev1.LocalVolumeSource{Path: dir},
 			},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{
 				NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
@@ -257,7 +258,7 @@ func (p *provisioner) provision(ctx context.Context, pvc *corev1.PersistentVolum
 	return nil
 }
 
-// expand plays the external resizer's part: a hostPath directory needs no
+// expand plays the external resizer's part: a local directory needs no
 // resizing, so the new size is simply recorded on the PV and the claim.
 func (p *provisioner) expand(ctx context.Context, pvc *corev1.PersistentVolumeClaim) error {
 	want, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
