@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -65,6 +66,14 @@ from . import (
 )
 from . import tls as tls_bench
 from .throughput import LoadConfig, master_host, replace_host, run_throughput
+from .timeline import (
+    Timeline,
+    followed_sentinel_logs,
+    median_phases,
+    parse_sentinel_log,
+    render,
+)
+from .timeline import summary as timeline_summary
 
 PERSISTENCE_KEYS = 20000
 PERSISTENCE_LEAD_SECONDS = 3.0
@@ -284,7 +293,7 @@ class Bench:
     def failure_scenario(self, name: str) -> None:
         replicas = len(self.kube.redis_pods())
 
-        def once(_: int) -> dict[str, Any]:
+        def once(index: int) -> dict[str, Any]:
             if name == "partition_master":
                 master = wait_healthy(self.kube, replicas)
                 max_lag = int(config_value(self.kube, master, "min-replicas-max-lag"))
@@ -293,9 +302,11 @@ class Bench:
                 inject = getattr(scenarios, name)(self.kube)
             since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             throttling_before = self.sentinel_throttling()
-            measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
+            with followed_sentinel_logs(self.kube) as sentinel_logs:
+                measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
             return {
                 **measurement.as_dict(),
+                **self.timeline(name, index, measurement, sentinel_logs),
                 "sentinel_tilts": self.sentinel_lines("+tilt", since),
                 "sentinel_throttling": throttling_delta(
                     throttling_before, self.sentinel_throttling()
@@ -305,6 +316,52 @@ class Bench:
         runs = self.repeat(name, once)
         self.clean(f"{name}-*")
         self.results["scenarios"][name] = summarize_runs(runs, SCENARIO_SERIES)
+        self.keep_median_picture(name, runs)
+
+    def timeline(
+        self,
+        name: str,
+        index: int,
+        measurement: scenarios.Measurement,
+        sentinel_logs: dict[str, str],
+    ) -> dict[str, Any]:
+        """The run's phases and Sentinel events, and its picture under ``timelines/runs``."""
+        assert measurement.trace is not None
+        events = [
+            event for pod, text in sentinel_logs.items() for event in parse_sentinel_log(pod, text)
+        ]
+        lost = measurement.confirmed_writes_lost
+        timeline = Timeline(
+            title=(
+                f"{name} on {self.results['engine']}, run {index + 1}: "
+                f"{measurement.unavailability_seconds:.2f} s without a confirmed write, "
+                f"{lost} confirmed write{'' if lost == 1 else 's'} lost"
+            ),
+            fault_at=measurement.fault_at,
+            trace=measurement.trace,
+            events=events,
+        )
+        picture = render(timeline, self.timelines / "runs" / f"{name}-{index + 1}.png")
+        return {**timeline_summary(timeline), "picture": str(picture.relative_to(REPO))}
+
+    @property
+    def timelines(self) -> Path:
+        """Where this engine's failover pictures go."""
+        return REPO / "bench" / "timelines" / str(self.results["engine"])
+
+    def keep_median_picture(self, name: str, runs: list[dict[str, Any]]) -> None:
+        """Records each phase's median over the runs, and copies the picture of the run with
+        the median write gap to ``<scenario>.png``, the one the README shows."""
+        pictured = sorted(
+            (run for run in runs if "picture" in run), key=lambda r: r["unavailability_seconds"]
+        )
+        self.results["scenarios"][name]["phases_median_seconds"] = median_phases(pictured)
+        if pictured:
+            median = pictured[(len(pictured) - 1) // 2]
+            shutil.copyfile(REPO / median["picture"], self.timelines / f"{name}.png")
+            self.results["scenarios"][name]["picture"] = str(
+                (self.timelines / f"{name}.png").relative_to(REPO)
+            )
 
     def sentinel_lines(self, needle: str, since: str) -> list[str]:
         """Sentinel log lines containing ``needle`` since ``since`` (RFC 3339), every pod."""

@@ -10,11 +10,12 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .health import masters_by_role, pods_ready, wait_healthy
 from .kube import Kube
 from .traffic import (
+    WriterRun,
     finish_writer,
     missing_confirmed,
     readonly_after_settle,
@@ -51,9 +52,15 @@ class Measurement:
     switchovers_seen: int
     """New masters the writer met behind ``redis_url`` (one failover: 1)."""
     extra: dict[str, object]
+    fault_at: float = 0.0
+    """When the fault was injected (wall clock)."""
+    trace: WriterRun | None = field(default=None, repr=False, compare=False)
+    """Everything the writer saw, for a timeline; not part of :meth:`as_dict`."""
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        fields = asdict(self)
+        fields.pop("trace")
+        return fields
 
 
 def kill_from_host(kube: Kube, pod: str, containers: tuple[str, ...]) -> None:
@@ -138,6 +145,8 @@ def run_scenario(
         masters_after=len(masters_by_role(kube, pods_ready(kube))),
         switchovers_seen=run.switchovers,
         extra=extra,
+        fault_at=event,
+        trace=run,
     )
 
 

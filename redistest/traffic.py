@@ -33,7 +33,7 @@ if cfg.get("ca"):
     tls = {"ssl_ca_certs": base + ".ca"}
 client = redis.Redis.from_url(cfg["url"], socket_timeout=0.5, socket_connect_timeout=0.5,
                               retry_on_timeout=False, health_check_interval=0, **tls)
-confirmed, readonly, errors, unconfirmed, masters = [], [], {}, 0, []
+confirmed, readonly, errors, unconfirmed, masters, failed = [], [], {}, 0, [], []
 seq = 0
 deadline = time.time() + cfg["duration"]
 while time.time() < deadline:
@@ -60,11 +60,13 @@ while time.time() < deadline:
     except Exception as error:
         name = type(error).__name__ + ":" + str(error).split(" ")[0][:40]
         errors[name] = errors.get(name, 0) + 1
+        if len(failed) < 20000:
+            failed.append(time.time())
         time.sleep(0.01)
 with open(base + ".tmp", "w") as handle:
     json.dump({"confirmed": confirmed, "readonly": readonly, "errors": errors,
                "unconfirmed": unconfirmed, "attempts": seq, "ended": time.time(),
-               "masters": masters}, handle)
+               "masters": masters, "failed": failed}, handle)
 os.rename(base + ".tmp", base + ".out")
 """
 
@@ -115,6 +117,8 @@ class WriterRun:
     """When the writer stopped writing (None: unknown)."""
     masters: list[tuple[float, str]] = field(default_factory=list)
     """(when, replication ID) each time the master behind ``redis_url`` was a new one."""
+    failed: list[float] = field(default_factory=list)
+    """When each write failed with an error other than READONLY (the first 20,000)."""
 
     @property
     def switchovers(self) -> int:
@@ -248,6 +252,7 @@ def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
         prefix=prefix,
         ended=data.get("ended"),
         masters=[(float(t), str(replid)) for t, replid in data.get("masters", [])],
+        failed=[float(t) for t in data.get("failed", [])],
     )
 
 

@@ -1,0 +1,282 @@
+"""Timelines of failovers: what the writer behind ``redis_url`` saw and what the Sentinels
+logged, on one time axis that starts at the fault, as phase durations and as a PNG picture.
+
+The phases say where the seconds of a failover go:
+
+* ``detection``: from the fault to the first Sentinel's ``+sdown`` of the master
+  (``down-after-milliseconds`` for a crash; a deleted pod's closed port is seen sooner);
+* ``agreement``: to the first ``+odown`` (the quorum agrees it is down);
+* ``election``: to ``+elected-leader`` (a Sentinel wins the vote to run the failover);
+* ``promotion``: to ``+switch-master`` (a replica promoted, the new master announced);
+* ``routing``: to the writer's first confirmed write on the new master (the proxy's master
+  check, the client's reconnect and a replica acknowledging the ``WAIT``).
+
+Sentinel times come from the kubelet's timestamp of each log line (``kubectl logs
+--timestamps``), the writer's from the client pod's clock: both are this host's clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from redistest.kube import Kube, kube_env, kubectl_path
+from redistest.traffic import WriterRun
+
+SENTINEL_EVENTS = (
+    "+sdown",
+    "+odown",
+    "+try-failover",
+    "+elected-leader",
+    "+selected-slave",
+    "+promoted-slave",
+    "+failover-end",
+    "+switch-master",
+)
+"""The Sentinel events of a failover of the master, in the order they happen."""
+PHASES = (
+    ("detection", "+sdown"),
+    ("agreement", "+odown"),
+    ("election", "+elected-leader"),
+    ("promotion", "+switch-master"),
+)
+BIN_SECONDS = 0.1
+BEFORE_SECONDS = 2.0
+AFTER_SECONDS = 3.0
+"""How much of the timeline the picture shows before the fault and after the last event."""
+
+_LOG_LINE = re.compile(r"^(?P<stamp>\S+Z) .*?(?P<event>[+-][a-z-]+) (?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class SentinelEvent:
+    """One line of a Sentinel's log about the master."""
+
+    at: float
+    event: str
+    pod: str
+    detail: str
+
+
+@dataclass
+class Timeline:
+    """One failover as the writer and the Sentinels saw it, in wall-clock seconds."""
+
+    title: str
+    fault_at: float
+    trace: WriterRun
+    events: list[SentinelEvent] = field(default_factory=list)
+
+    def first(self, event: str) -> float | None:
+        """When the first Sentinel logged ``event`` after the fault (None: none did)."""
+        times = [e.at for e in self.events if e.event == event and e.at >= self.fault_at]
+        return min(times) if times else None
+
+    @property
+    def longest_gap(self) -> tuple[float, float] | None:
+        """The longest stretch without a confirmed write from the last one before the fault
+        on (None: no write was confirmed after the fault)."""
+        times = [t for _, t in self.trace.confirmed]
+        before = [t for t in times if t <= self.fault_at]
+        after = [t for t in times if t > self.fault_at]
+        if not after:
+            return None
+        points = ([before[-1]] if before else [self.fault_at]) + after
+        return max(itertools.pairwise(points), key=lambda pair: pair[1] - pair[0])
+
+    @property
+    def recovered_at(self) -> float | None:
+        """The first confirmed write after :attr:`longest_gap`."""
+        gap = self.longest_gap
+        return None if gap is None else gap[1]
+
+    def phases(self) -> dict[str, float | None]:
+        """Seconds of each phase (None when its end was not logged), ``routing`` last."""
+        durations: dict[str, float | None] = {}
+        start: float | None = self.fault_at
+        for name, event in PHASES:
+            end = self.first(event)
+            durations[name] = None if start is None or end is None else round(end - start, 3)
+            start = end if end is not None else start
+        switched, recovered = self.first("+switch-master"), self.recovered_at
+        durations["routing"] = (
+            round(recovered - switched, 3)
+            if switched is not None and recovered is not None and recovered >= switched
+            else None
+        )
+        return durations
+
+
+def parse_sentinel_log(pod: str, text: str) -> list[SentinelEvent]:
+    """The failover events of one Sentinel's ``kubectl logs --timestamps`` output."""
+    events = []
+    for line in text.splitlines():
+        match = _LOG_LINE.match(line)
+        if not match or match["event"] not in SENTINEL_EVENTS:
+            continue
+        if match["event"] in ("+sdown", "+odown") and not match["rest"].startswith("master "):
+            continue
+        stamp = datetime.fromisoformat(match["stamp"].replace("Z", "+00:00"))
+        events.append(SentinelEvent(stamp.timestamp(), match["event"], pod, match["rest"]))
+    return events
+
+
+@contextmanager
+def followed_sentinel_logs(kube: Kube) -> Iterator[dict[str, str]]:
+    """Follows the Sentinel log of every server pod while the block runs, then adds the logs
+    of the pods running at its end; yields the dict it fills, ``{pod: log}``, each line once.
+
+    Following keeps what a pod deleted by the scenario logged before it went: a failover's
+    leader may be the Sentinel of the very pod that was deleted.
+    """
+    collected: dict[str, str] = {}
+    pods = kube.redis_pods()
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory() as folder:
+        followers = []
+        for pod in pods:
+            output = (Path(folder) / pod).open("w")
+            command = [kubectl_path(), "-n", kube.namespace, "logs", "-f", "--timestamps"]
+            command += ["--since=1s", pod, "-c", "sentinel"]
+            process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.DEVNULL, env=kube_env()
+            )
+            followers.append((pod, process, output))
+        try:
+            yield collected
+        finally:
+            for _, process, _ in followers:
+                process.terminate()
+            for pod, process, output in followers:
+                process.wait(timeout=10)
+                output.close()
+                collected[pod] = (Path(folder) / pod).read_text()
+            for pod in kube.redis_pods():
+                current = kube.run(
+                    "logs",
+                    pod,
+                    "-c",
+                    "sentinel",
+                    "--timestamps",
+                    f"--since-time={started}",
+                    check=False,
+                ).stdout
+                seen = set(collected.get(pod, "").splitlines())
+                added = [line for line in current.splitlines() if line not in seen]
+                collected[pod] = "\n".join([collected.get(pod, ""), *added]).strip("\n")
+
+
+def counts_per_bin(times: Iterable[float], start: float, bins: int) -> list[int]:
+    """How many of ``times`` fall in each ``BIN_SECONDS`` bin from ``start``."""
+    counts = [0] * bins
+    for at in times:
+        index = int((at - start) // BIN_SECONDS)
+        if 0 <= index < bins:
+            counts[index] += 1
+    return counts
+
+
+def render(timeline: Timeline, path: Path) -> Path:
+    """Draws ``timeline`` into the PNG ``path``: writes per second (confirmed, READONLY,
+    failed) above, each Sentinel event and the new master below, the fault at 0 s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fault = timeline.fault_at
+    marks = [e.at for e in timeline.events if e.at >= fault]
+    recovered = timeline.recovered_at
+    end = max([fault + 5.0, *marks, *([recovered] if recovered else [])]) + AFTER_SECONDS
+    start = fault - BEFORE_SECONDS
+    bins = int((end - start) / BIN_SECONDS) + 1
+    axis = [start - fault + (i + 0.5) * BIN_SECONDS for i in range(bins)]
+
+    def rate(times: Iterable[float]) -> list[float]:
+        return [n / BIN_SECONDS for n in counts_per_bin(times, start, bins)]
+
+    figure, (writes, events) = plt.subplots(
+        2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    writes.fill_between(
+        axis,
+        rate(t for _, t in timeline.trace.confirmed),
+        step="mid",
+        color="tab:green",
+        alpha=0.6,
+        label="confirmed writes/s",
+    )
+    writes.step(
+        axis, rate(timeline.trace.readonly), where="mid", color="tab:orange", label="READONLY/s"
+    )
+    writes.step(axis, rate(timeline.trace.failed), where="mid", color="tab:red", label="failed/s")
+    gap = timeline.longest_gap
+    if gap is not None:
+        writes.axvspan(
+            gap[0] - fault, gap[1] - fault, color="tab:red", alpha=0.12, label="longest gap"
+        )
+    writes.set_ylabel("per second")
+    writes.legend(loc="upper right", fontsize="small")
+    writes.set_title(timeline.title)
+
+    lanes = {name: index for index, name in enumerate(reversed(SENTINEL_EVENTS))}
+    for event in timeline.events:
+        if event.at < start:
+            continue
+        events.plot(event.at - fault, lanes[event.event], "o", color="tab:blue", markersize=5)
+    for name in SENTINEL_EVENTS:
+        first = timeline.first(name)
+        if first is not None:
+            events.annotate(
+                f" {first - fault:.2f} s",
+                (first - fault, lanes[name]),
+                fontsize="small",
+                va="center",
+                xytext=(6, 0),
+                textcoords="offset points",
+            )
+    for at, _ in timeline.trace.masters[1:]:
+        events.axvline(at - fault, color="tab:purple", linestyle="--", linewidth=1)
+    events.set_yticks(list(lanes.values()), list(lanes))
+    events.set_xlabel("seconds from the fault (dashed: the writer meets a new master)")
+    for axes in (writes, events):
+        axes.axvline(0, color="black", linewidth=1)
+        axes.grid(axis="x", alpha=0.3)
+    events.set_xlim(start - fault, end - fault)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def median_phases(runs: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Each phase's median over the runs' ``phases_seconds`` (runs without it, or a phase
+    whose end was not logged, left out)."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for phase, seconds in run.get("phases_seconds", {}).items():
+            if seconds is not None:
+                values.setdefault(phase, []).append(seconds)
+    return {phase: round(statistics.median(found), 3) for phase, found in values.items()}
+
+
+def summary(timeline: Timeline) -> dict[str, Any]:
+    """The phases and the Sentinel events (seconds from the fault) for the results file."""
+    return {
+        "phases_seconds": timeline.phases(),
+        "sentinel_events": [
+            {"at": round(e.at - timeline.fault_at, 3), "event": e.event, "pod": e.pod}
+            for e in sorted(timeline.events, key=lambda e: e.at)
+            if e.at >= timeline.fault_at
+        ],
+    }

@@ -1,0 +1,110 @@
+"""Failover timelines of the benchmark: the Sentinel log parsed into events, the phases
+between them, and the picture drawn from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.timeline import Timeline, median_phases, parse_sentinel_log, render, summary
+from redistest.traffic import WriterRun
+
+FAULT = datetime(2026, 12, 3, 18, 30, 0, tzinfo=UTC).timestamp()
+
+
+def line(seconds: float, message: str) -> str:
+    """A Sentinel log line as ``kubectl logs --timestamps`` prints it, ``seconds`` from the
+    fault."""
+    stamp = datetime.fromtimestamp(FAULT + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{stamp}000Z 1:X 03 Dec 2026 18:30:00.000 # {message}"
+
+
+LOG = "\n".join(
+    [
+        "2026-12-03T18:29:58.000000001Z 2026-12-03T18:29:58Z redis-1: starting Sentinel",
+        line(-0.5, "+monitor master m a 6379 quorum 2"),
+        line(2.01, "+sdown master m a 6379"),
+        line(2.012, "+sdown slave b:6379 b 6379 @ m a 6379"),
+        line(2.1, "+odown master m a 6379 #quorum 2/2"),
+        line(2.101, "+try-failover master m a 6379"),
+        line(2.3, "+elected-leader master m a 6379"),
+        line(2.4, "+selected-slave slave b:6379 b 6379 @ m a 6379"),
+        line(2.9, "+promoted-slave slave b:6379 b 6379 @ m a 6379"),
+        line(3.0, "+switch-master m a 6379 b 6379"),
+    ]
+)
+
+
+def writer_run() -> WriterRun:
+    """Writes every 10 ms until the fault, none for 3.6 s, then again on a new master."""
+    before = [FAULT - 2 + i * 0.01 for i in range(200)]
+    after = [FAULT + 3.6 + i * 0.01 for i in range(300)]
+    return WriterRun(
+        confirmed=list(enumerate(before + after)),
+        readonly=[FAULT + 3.2, FAULT + 3.3],
+        errors={"ConnectionError:Error": 40},
+        unconfirmed=0,
+        attempts=540,
+        masters=[(FAULT - 2, "old"), (FAULT + 3.6, "new")],
+        failed=[FAULT + 0.5 + i * 0.05 for i in range(40)],
+    )
+
+
+def timeline() -> Timeline:
+    return Timeline("kill_master_redis", FAULT, writer_run(), parse_sentinel_log("redis-1", LOG))
+
+
+def test_only_the_failover_events_of_the_master_are_read() -> None:
+    events = parse_sentinel_log("redis-1", LOG)
+    assert [e.event for e in events] == [
+        "+sdown",
+        "+odown",
+        "+try-failover",
+        "+elected-leader",
+        "+selected-slave",
+        "+promoted-slave",
+        "+switch-master",
+    ]
+    assert round(events[0].at - FAULT, 3) == 2.01
+    assert events[0].pod == "redis-1"
+
+
+def test_phases_say_where_the_seconds_go() -> None:
+    assert timeline().phases() == {
+        "detection": 2.01,
+        "agreement": 0.09,
+        "election": 0.2,
+        "promotion": 0.7,
+        "routing": 0.6,
+    }
+
+
+def test_a_phase_without_its_event_is_unknown_not_zero() -> None:
+    events = [e for e in parse_sentinel_log("redis-1", LOG) if e.event != "+odown"]
+    phases = Timeline("x", FAULT, writer_run(), events).phases()
+    assert phases["agreement"] is None
+    assert phases["election"] == 0.29  # from +sdown, the last event seen
+
+
+def test_the_summary_counts_from_the_fault() -> None:
+    described = summary(timeline())
+    assert described["sentinel_events"][0] == {"at": 2.01, "event": "+sdown", "pod": "redis-1"}
+    assert described["phases_seconds"]["routing"] == 0.6
+
+
+def test_the_picture_is_a_png(tmp_path: Path) -> None:
+    path = render(timeline(), tmp_path / "pictures" / "kill.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+
+
+def test_median_phases_leave_out_what_was_not_logged() -> None:
+    runs: list[dict[str, Any]] = [
+        {"phases_seconds": {"detection": 2.0, "agreement": None}},
+        {"phases_seconds": {"detection": 3.0, "agreement": 0.1}},
+        {"phases_seconds": {"detection": 2.5, "agreement": 0.3}},
+        {"error": "the run failed"},
+    ]
+    assert median_phases(runs) == {"detection": 2.5, "agreement": 0.2}
