@@ -333,7 +333,7 @@ class Bench:
         lost = measurement.confirmed_writes_lost
         timeline = Timeline(
             title=(
-                f"{name} on {self.results['engine']}, run {index + 1}: "
+                f"{name} on {self.results['engine']}, run {index + 1}\n"
                 f"{measurement.unavailability_seconds:.2f} s without a confirmed write, "
                 f"{lost} confirmed write{'' if lost == 1 else 's'} lost"
             ),

@@ -53,7 +53,8 @@ class Measurement:
     """New masters the writer met behind ``redis_url`` (one failover: 1)."""
     extra: dict[str, object]
     fault_at: float = 0.0
-    """When the fault was injected (wall clock)."""
+    """When the fault took effect (wall clock); the write gap is measured from the moment
+    the injection began, a little earlier."""
     trace: WriterRun | None = field(default=None, repr=False, compare=False)
     """Everything the writer saw, for a timeline; not part of :meth:`as_dict`."""
 
@@ -98,6 +99,9 @@ def partition(kube: Kube, pod: str, peers: list[str], action: str) -> None:
             )
 
 
+FAULT_AT = "fault_at"
+"""Key of an injector's result: when the fault took effect, if later than the call began
+(finding a container's process takes a second or more before the kill)."""
 _FAULTS_ENDED: dict[str, float] = {}
 
 
@@ -128,6 +132,8 @@ def run_scenario(
     except BaseException:
         stop_writer(writer)
         raise
+    took_effect = extra.pop(FAULT_AT, event)
+    fault_at = took_effect if isinstance(took_effect, float) else event
     run = finish_writer(writer, prefix, timeout=WINDOW_SECONDS + 120)
     new_master = wait_healthy(kube, replicas)
     _FAULTS_ENDED[kube.namespace] = time.time()
@@ -145,7 +151,7 @@ def run_scenario(
         masters_after=len(masters_by_role(kube, pods_ready(kube))),
         switchovers_seen=run.switchovers,
         extra=extra,
-        fault_at=event,
+        fault_at=fault_at,
         trace=run,
     )
 
@@ -153,7 +159,7 @@ def run_scenario(
 def delete_master_pod(kube: Kube) -> Callable[[str], dict[str, object]]:
     def inject(master: str) -> dict[str, object]:
         kube.run("delete", "pod", master, "--wait=false")
-        return {}
+        return {FAULT_AT: time.time()}
 
     return inject
 
@@ -161,7 +167,7 @@ def delete_master_pod(kube: Kube) -> Callable[[str], dict[str, object]]:
 def kill_master_redis(kube: Kube) -> Callable[[str], dict[str, object]]:
     def inject(master: str) -> dict[str, object]:
         kill_from_host(kube, master, ("redis",))
-        return {}
+        return {FAULT_AT: time.time()}
 
     return inject
 
@@ -169,7 +175,7 @@ def kill_master_redis(kube: Kube) -> Callable[[str], dict[str, object]]:
 def kill_master_redis_and_sentinel(kube: Kube) -> Callable[[str], dict[str, object]]:
     def inject(master: str) -> dict[str, object]:
         kill_from_host(kube, master, ("redis", "sentinel"))
-        return {}
+        return {FAULT_AT: time.time()}
 
     return inject
 
@@ -184,6 +190,7 @@ def partition_master(kube: Kube, max_lag: int) -> Callable[[str], dict[str, obje
         peers = [p for p in pods_ready(kube) if p != master]
         partition(kube, master, peers, "-I")
         started = time.time()
+        cut: dict[str, object] = {FAULT_AT: started}
         probes: list[tuple[float, str]] = []
 
         def refused() -> bool:
@@ -200,6 +207,7 @@ def partition_master(kube: Kube, max_lag: int) -> Callable[[str], dict[str, obje
             partition(kube, master, peers, "-D")
         answered, reply = probes[-1] if probes else (time.time() - started, "no reply")
         return {
+            **cut,
             "isolated_master_reply": reply.strip(),
             "probe_after_seconds": round(answered, 2),
         }
