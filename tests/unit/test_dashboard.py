@@ -90,9 +90,13 @@ def test_the_operators_questions_each_have_a_panel() -> None:
 
 
 def test_every_query_stays_within_one_release() -> None:
+    """The release's own targets, or (the kubelets' volume stats) its own claims."""
     for title, expr in queries():
         for selector in metric_selectors(expr):
             assert 'namespace="shop"' in selector, (title, selector)
+            if selector.startswith("kubelet_volume_stats_"):
+                assert 'persistentvolumeclaim=~"data-cache-[0-9]+"' in selector, selector
+                continue
             assert 'pod=~"cache-' in selector, (title, selector)
             assert 'process="' in selector, (title, selector)
 
@@ -176,6 +180,17 @@ FAILOVER_AT_5M = [
     series(
         "redis_connected_slave_lag_seconds", "cache-1", "server", "0x20 7x20", slave_ip="cache-2"
     ),
+    *[
+        {
+            "series": f'{metric}{{namespace="shop",persistentvolumeclaim="{claim}",job="kubelet"}}',
+            "values": values,
+        }
+        for claim in ("data-cache-0", "data-other-0")
+        for metric, values in (
+            ("kubelet_volume_stats_capacity_bytes", "1000x40"),
+            ("kubelet_volume_stats_available_bytes", "250x40"),
+        )
+    ],
 ]
 
 
@@ -211,6 +226,7 @@ EXPECTED: list[tuple[str, str, list[dict[str, Any]]]] = [
         ],
     ),
     ("Replication lag", "6m", [sample(7, slave_ip="cache-2")]),
+    ("Data volume used", "6m", [sample(0.75, persistentvolumeclaim="data-cache-0")]),
 ]
 
 
