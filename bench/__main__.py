@@ -42,6 +42,7 @@ from redistest.migration import migrate_under_load
 from redistest.monitoring import deploy_prometheus, stack_settings
 from redistest.rotation import rotate_and_revoke
 from redistest.traffic import (
+    WriterRun,
     finish_writer,
     longest_gap_span,
     missing_confirmed,
@@ -67,11 +68,12 @@ from . import (
 from . import tls as tls_bench
 from .throughput import LoadConfig, master_host, replace_host, run_throughput
 from .timeline import (
+    FollowedLogs,
     Timeline,
-    followed_sentinel_logs,
+    followed_logs,
     median_phases,
-    parse_sentinel_log,
     render,
+    render_summary,
 )
 from .timeline import summary as timeline_summary
 
@@ -302,11 +304,20 @@ class Bench:
                 inject = getattr(scenarios, name)(self.kube)
             since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             throttling_before = self.sentinel_throttling()
-            with followed_sentinel_logs(self.kube) as sentinel_logs:
+            with followed_logs(self.kube) as logs:
                 measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
+            assert measurement.trace is not None
+            lost = measurement.confirmed_writes_lost
+            outcome = (
+                f"{measurement.unavailability_seconds:.2f} s without a confirmed write, "
+                f"{lost} confirmed write{'' if lost == 1 else 's'} lost"
+            )
+            timeline = self.timeline(
+                name, index, outcome, measurement.fault_at, measurement.trace, logs
+            )
             return {
                 **measurement.as_dict(),
-                **self.timeline(name, index, measurement, sentinel_logs),
+                **timeline,
                 "sentinel_tilts": self.sentinel_lines("+tilt", since),
                 "sentinel_throttling": throttling_delta(
                     throttling_before, self.sentinel_throttling()
@@ -315,31 +326,29 @@ class Bench:
 
         runs = self.repeat(name, once)
         self.clean(f"{name}-*")
-        self.results["scenarios"][name] = summarize_runs(runs, SCENARIO_SERIES)
-        self.keep_median_picture(name, runs)
+        self.results["scenarios"][name] = {
+            **summarize_runs(runs, SCENARIO_SERIES),
+            **self.pictures(name, runs, "unavailability_seconds"),
+        }
+        self.summary_picture()
 
     def timeline(
         self,
         name: str,
         index: int,
-        measurement: scenarios.Measurement,
-        sentinel_logs: dict[str, str],
+        outcome: str,
+        fault_at: float,
+        trace: WriterRun,
+        logs: FollowedLogs,
     ) -> dict[str, Any]:
-        """The run's phases and Sentinel events, and its picture under ``timelines/runs``."""
-        assert measurement.trace is not None
-        events = [
-            event for pod, text in sentinel_logs.items() for event in parse_sentinel_log(pod, text)
-        ]
-        lost = measurement.confirmed_writes_lost
+        """The run's phases, proxy and Sentinel events, and its picture under
+        ``timelines/<engine>/runs``."""
         timeline = Timeline(
-            title=(
-                f"{name} on {self.results['engine']}, run {index + 1}\n"
-                f"{measurement.unavailability_seconds:.2f} s without a confirmed write, "
-                f"{lost} confirmed write{'' if lost == 1 else 's'} lost"
-            ),
-            fault_at=measurement.fault_at,
-            trace=measurement.trace,
-            events=events,
+            title=f"{name} on {self.results['engine']}, run {index + 1}\n{outcome}",
+            fault_at=fault_at,
+            trace=trace,
+            events=logs.sentinel_events(),
+            proxy_events=logs.proxy_events(),
         )
         picture = render(timeline, self.timelines / "runs" / f"{name}-{index + 1}.png")
         return {**timeline_summary(timeline), "picture": str(picture.relative_to(REPO))}
@@ -349,19 +358,27 @@ class Bench:
         """Where this engine's failover pictures go."""
         return REPO / "bench" / "timelines" / str(self.results["engine"])
 
-    def keep_median_picture(self, name: str, runs: list[dict[str, Any]]) -> None:
-        """Records each phase's median over the runs, and copies the picture of the run with
-        the median write gap to ``<scenario>.png``, the one the README shows."""
-        pictured = sorted(
-            (run for run in runs if "picture" in run), key=lambda r: r["unavailability_seconds"]
-        )
-        self.results["scenarios"][name]["phases_median_seconds"] = median_phases(pictured)
+    def pictures(self, name: str, runs: list[dict[str, Any]], gap_key: str) -> dict[str, Any]:
+        """Each phase's median over the runs, and the picture of the run with the median
+        ``gap_key``, copied to ``<name>.png`` (the one the README shows)."""
+        pictured = sorted((run for run in runs if "picture" in run), key=lambda r: r[gap_key])
+        kept: dict[str, Any] = {"phases_median_seconds": median_phases(pictured)}
         if pictured:
             median = pictured[(len(pictured) - 1) // 2]
             shutil.copyfile(REPO / median["picture"], self.timelines / f"{name}.png")
-            self.results["scenarios"][name]["picture"] = str(
-                (self.timelines / f"{name}.png").relative_to(REPO)
-            )
+            kept["picture"] = str((self.timelines / f"{name}.png").relative_to(REPO))
+        return kept
+
+    def summary_picture(self) -> None:
+        """Every failure scenario's write gaps across its runs, in ``summary.png``."""
+        gaps = {
+            name: list(section.get("unavailability_seconds", []))
+            for name, section in self.results["scenarios"].items()
+        }
+        if any(gaps.values()):
+            runs = max(len(values) for values in gaps.values())
+            title = f"Write gap per failover on {self.results['engine']}, {runs} run(s) each"
+            render_summary(gaps, title, self.timelines / "summary.png")
 
     def sentinel_lines(self, needle: str, since: str) -> list[str]:
         """Sentinel log lines containing ``needle`` since ``since`` (RFC 3339), every pod."""
@@ -448,18 +465,25 @@ class Bench:
             prefix = f"bench-rolling-{index}-{int(time.time())}"
             writer = start_writer(kube, self.url, prefix, ROLLING_WRITER_SECONDS)
             try:
-                time.sleep(ROLLING_LEAD_SECONDS)
-                started = time.time()
-                self.deployed.up(maxmemoryPolicy=target)
-                finished = time.time()
-                time.sleep(ROLLING_TAIL_SECONDS)
+                with followed_logs(kube) as logs:
+                    time.sleep(ROLLING_LEAD_SECONDS)
+                    started = time.time()
+                    self.deployed.up(maxmemoryPolicy=target)
+                    finished = time.time()
+                    time.sleep(ROLLING_TAIL_SECONDS)
             finally:
                 stop_writer(writer)
             run = finish_writer(writer, prefix, timeout=60)
             master_after = wait_healthy(kube)
             end = min(finished, run.ended or finished)
             gap_start, gap_end = longest_gap_span([t for _, t in run.confirmed], started, end)
+            outcome = (
+                f"pulumi up at 0 s, {run.switchovers} switchover(s), "
+                f"longest write gap {gap_end - gap_start:.2f} s"
+            )
+            timeline = self.timeline("rolling_update", index, outcome, started, run, logs)
             return {
+                **{k: v for k, v in timeline.items() if k != "phases_seconds"},
                 "policy": f"{current} -> {target}",
                 "applied": config_value(kube, master_after, "maxmemory-policy") == target,
                 "started_at": datetime.fromtimestamp(started, UTC).isoformat(
@@ -482,7 +506,11 @@ class Bench:
 
         runs = self.repeat("rolling_update", once)
         self.clean("bench-rolling-*")
-        self.results["rolling_update"] = summarize_runs(runs, ROLLING_SERIES)
+        pictures = self.pictures("rolling_update", runs, "longest_write_gap_seconds")
+        self.results["rolling_update"] = {
+            **summarize_runs(runs, ROLLING_SERIES),
+            "picture": pictures.get("picture"),
+        }
         try:
             if config_value(kube, wait_healthy(kube), "maxmemory-policy") != original:
                 log(f"rolling_update: restoring maxmemory-policy {original} (not measured)")

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from components.proxy import CHECKED_BACKEND
 from redistest.kube import Kube, kube_env, kubectl_path
 from redistest.traffic import WriterRun
 
@@ -43,6 +44,8 @@ SENTINEL_EVENTS = (
     "+switch-master",
 )
 """The Sentinel events of a failover of the master, in the order they happen."""
+LANES = (*SENTINEL_EVENTS, "proxy UP", "proxy DOWN")
+"""The rows of a timeline's lower panel, top to bottom."""
 PHASES = (
     ("detection", "+sdown"),
     ("agreement", "+odown"),
@@ -67,6 +70,17 @@ class SentinelEvent:
     detail: str
 
 
+@dataclass(frozen=True)
+class ProxyEvent:
+    """A proxy's master backend marking one server up or down (its health checks)."""
+
+    at: float
+    pod: str
+    server: str
+    state: str
+    """``UP`` or ``DOWN``."""
+
+
 @dataclass
 class Timeline:
     """One failover as the writer and the Sentinels saw it, in wall-clock seconds."""
@@ -75,6 +89,12 @@ class Timeline:
     fault_at: float
     trace: WriterRun
     events: list[SentinelEvent] = field(default_factory=list)
+    proxy_events: list[ProxyEvent] = field(default_factory=list)
+
+    def proxy_up_at(self) -> float | None:
+        """When a proxy first marked a server of the master backend up after the fault."""
+        times = [e.at for e in self.proxy_events if e.state == "UP" and e.at >= self.fault_at]
+        return min(times) if times else None
 
     def first(self, event: str) -> float | None:
         """When the first Sentinel logged ``event`` after the fault (None: none did)."""
@@ -116,6 +136,22 @@ class Timeline:
         return durations
 
 
+def parse_proxy_log(pod: str, text: str, backend: str = CHECKED_BACKEND) -> list[ProxyEvent]:
+    """The master backend's server state changes in one proxy's ``kubectl logs --timestamps``
+    output (HAProxy logs each, on its log and on stderr: kept once)."""
+    pattern = re.compile(rf"Server {re.escape(backend)}/(\S+) is (UP|DOWN)")
+    events: dict[tuple[str, str, float], ProxyEvent] = {}
+    for line in text.splitlines():
+        stamp, _, message = line.partition(" ")
+        match = pattern.search(message)
+        if not match or not stamp.endswith("Z"):
+            continue
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        key = (match[1], match[2], round(at, 1))
+        events.setdefault(key, ProxyEvent(at, pod, match[1], match[2]))
+    return sorted(events.values(), key=lambda e: e.at)
+
+
 def parse_sentinel_log(pod: str, text: str) -> list[SentinelEvent]:
     """The failover events of one Sentinel's ``kubectl logs --timestamps`` output."""
     events = []
@@ -130,49 +166,73 @@ def parse_sentinel_log(pod: str, text: str) -> list[SentinelEvent]:
     return events
 
 
+@dataclass
+class FollowedLogs:
+    """What :func:`followed_logs` collected: each pod's log of the container that matters."""
+
+    sentinels: dict[str, str] = field(default_factory=dict)
+    """Server pod name to its Sentinel container's log."""
+    proxies: dict[str, str] = field(default_factory=dict)
+    """Proxy pod name to its HAProxy container's log."""
+
+    def sentinel_events(self) -> list[SentinelEvent]:
+        return [e for pod, text in self.sentinels.items() for e in parse_sentinel_log(pod, text)]
+
+    def proxy_events(self) -> list[ProxyEvent]:
+        return [e for pod, text in self.proxies.items() for e in parse_proxy_log(pod, text)]
+
+
+def log_sources(kube: Kube) -> list[tuple[str, str, str]]:
+    """``(kind, pod, container)`` of every Sentinel and proxy of the release."""
+    proxies = kube.json("get", "pods", "-l", "app.kubernetes.io/component=proxy")["items"]
+    return [("sentinels", pod, "sentinel") for pod in kube.redis_pods()] + [
+        ("proxies", item["metadata"]["name"], "haproxy") for item in proxies
+    ]
+
+
 @contextmanager
-def followed_sentinel_logs(kube: Kube) -> Iterator[dict[str, str]]:
-    """Follows the Sentinel log of every server pod while the block runs, then adds the logs
-    of the pods running at its end; yields the dict it fills, ``{pod: log}``, each line once.
+def followed_logs(kube: Kube) -> Iterator[FollowedLogs]:
+    """Follows the log of every Sentinel and proxy while the block runs, then adds the logs
+    of the pods running at its end; yields what it fills, each line once.
 
     Following keeps what a pod deleted by the scenario logged before it went: a failover's
     leader may be the Sentinel of the very pod that was deleted.
     """
-    collected: dict[str, str] = {}
-    pods = kube.redis_pods()
+    collected = FollowedLogs()
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory() as folder:
         followers = []
-        for pod in pods:
-            output = (Path(folder) / pod).open("w")
+        for kind, pod, container in log_sources(kube):
+            output = (Path(folder) / f"{kind}-{pod}").open("w")
             command = [kubectl_path(), "-n", kube.namespace, "logs", "-f", "--timestamps"]
-            command += ["--since=1s", pod, "-c", "sentinel"]
+            command += ["--since=1s", pod, "-c", container]
             process = subprocess.Popen(
                 command, stdout=output, stderr=subprocess.DEVNULL, env=kube_env()
             )
-            followers.append((pod, process, output))
+            followers.append((kind, pod, process, output))
         try:
             yield collected
         finally:
-            for _, process, _ in followers:
+            for _, _, process, _ in followers:
                 process.terminate()
-            for pod, process, output in followers:
+            for kind, pod, process, output in followers:
                 process.wait(timeout=10)
                 output.close()
-                collected[pod] = (Path(folder) / pod).read_text()
-            for pod in kube.redis_pods():
+                getattr(collected, kind)[pod] = (Path(folder) / f"{kind}-{pod}").read_text()
+            for kind, pod, container in log_sources(kube):
                 current = kube.run(
                     "logs",
                     pod,
                     "-c",
-                    "sentinel",
+                    container,
                     "--timestamps",
                     f"--since-time={started}",
                     check=False,
                 ).stdout
-                seen = set(collected.get(pod, "").splitlines())
+                logs: dict[str, str] = getattr(collected, kind)
+                seen = set(logs.get(pod, "").splitlines())
                 added = [line for line in current.splitlines() if line not in seen]
-                collected[pod] = "\n".join([collected.get(pod, ""), *added]).strip("\n")
+                logs[pod] = "\n".join([logs.get(pod, ""), *added]).strip("\n")
 
 
 def counts_per_bin(times: Iterable[float], start: float, bins: int) -> list[int]:
@@ -185,9 +245,17 @@ def counts_per_bin(times: Iterable[float], start: float, bins: int) -> list[int]
     return counts
 
 
+def annotate(axes: Any, text: str, x: float, y: float) -> None:
+    """A small label just right of a marker."""
+    axes.annotate(
+        f" {text}", (x, y), fontsize="small", va="center", xytext=(6, 0), textcoords="offset points"
+    )
+
+
 def render(timeline: Timeline, path: Path) -> Path:
     """Draws ``timeline`` into the PNG ``path``: writes per second (confirmed, READONLY,
-    failed) above, each Sentinel event and the new master below, the fault at 0 s."""
+    failed) above; below, each Sentinel event, each proxy marking a server of the master
+    backend up or down, and the writer meeting a new master; the fault at 0 s."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,6 +263,7 @@ def render(timeline: Timeline, path: Path) -> Path:
 
     fault = timeline.fault_at
     marks = [e.at for e in timeline.events if e.at >= fault]
+    marks += [e.at for e in timeline.proxy_events if e.at >= fault]
     recovered = timeline.recovered_at
     end = max([fault + 5.0, *marks, *([recovered] if recovered else [])]) + AFTER_SECONDS
     start = fault - BEFORE_SECONDS
@@ -205,7 +274,7 @@ def render(timeline: Timeline, path: Path) -> Path:
         return [n / BIN_SECONDS for n in counts_per_bin(times, start, bins)]
 
     figure, (writes, events) = plt.subplots(
-        2, 1, figsize=(10, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+        2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2.4]}
     )
     writes.fill_between(
         axis,
@@ -228,22 +297,24 @@ def render(timeline: Timeline, path: Path) -> Path:
     writes.legend(loc="upper right", fontsize="small")
     writes.set_title(timeline.title)
 
-    lanes = {name: index for index, name in enumerate(reversed(SENTINEL_EVENTS))}
+    lanes = {name: index for index, name in enumerate(reversed(LANES))}
     for event in timeline.events:
-        if event.at < start:
-            continue
-        events.plot(event.at - fault, lanes[event.event], "o", color="tab:blue", markersize=5)
+        if event.at >= start:
+            events.plot(event.at - fault, lanes[event.event], "o", color="tab:blue", markersize=5)
     for name in SENTINEL_EVENTS:
         first = timeline.first(name)
         if first is not None:
-            events.annotate(
-                f" {first - fault:.2f} s",
-                (first - fault, lanes[name]),
-                fontsize="small",
-                va="center",
-                xytext=(6, 0),
-                textcoords="offset points",
-            )
+            annotate(events, f"{first - fault:.2f} s", first - fault, lanes[name])
+    labelled: set[tuple[str, str]] = set()
+    for proxy_event in sorted(timeline.proxy_events, key=lambda e: e.at):
+        if proxy_event.at < start:
+            continue
+        lane = lanes[f"proxy {proxy_event.state}"]
+        events.plot(proxy_event.at - fault, lane, "o", color="tab:orange", markersize=5)
+        if (proxy_event.server, proxy_event.state) not in labelled and proxy_event.at >= fault:
+            labelled.add((proxy_event.server, proxy_event.state))
+            text = f"{proxy_event.server} {proxy_event.at - fault:.2f} s"
+            annotate(events, text, proxy_event.at - fault, lane)
     for at, _ in timeline.trace.masters[1:]:
         events.axvline(at - fault, color="tab:purple", linestyle="--", linewidth=1)
     events.set_yticks(list(lanes.values()), list(lanes))
@@ -271,12 +342,45 @@ def median_phases(runs: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 
 def summary(timeline: Timeline) -> dict[str, Any]:
-    """The phases and the Sentinel events (seconds from the fault) for the results file."""
+    """The phases, when a proxy first marked a server up, and the Sentinel events (seconds
+    from the fault) for the results file."""
+    proxy_up = timeline.proxy_up_at()
     return {
         "phases_seconds": timeline.phases(),
+        "proxy_up_seconds": None if proxy_up is None else round(proxy_up - timeline.fault_at, 3),
         "sentinel_events": [
             {"at": round(e.at - timeline.fault_at, 3), "event": e.event, "pod": e.pod}
             for e in sorted(timeline.events, key=lambda e: e.at)
             if e.at >= timeline.fault_at
         ],
     }
+
+
+def render_summary(gaps: dict[str, list[float]], title: str, path: Path) -> Path:
+    """Draws each scenario's write gaps across runs (a dot per run, a bar at the median)
+    into the PNG ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name, values in gaps.items() if values]
+    figure, axes = plt.subplots(figsize=(10, 0.6 * len(names) + 1.6))
+    for row, name in enumerate(names):
+        values = gaps[name]
+        axes.plot(values, [row] * len(values), "o", color="tab:blue", alpha=0.7)
+        median = statistics.median(values)
+        axes.plot([median, median], [row - 0.3, row + 0.3], color="tab:red", linewidth=2)
+        annotate(axes, f"median {median:.2f} s", max(values), row)
+    axes.set_yticks(range(len(names)), [name.replace("_", " ") for name in names])
+    axes.set_ylim(-0.6, len(names) - 0.4)
+    axes.invert_yaxis()
+    axes.set_xlim(0, max(max(v) for v in gaps.values() if v) * 1.35)
+    axes.set_xlabel("seconds without a confirmed write, per run (red: median)")
+    axes.set_title(title)
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

@@ -11,8 +11,10 @@ from bench.timeline import (
     SENTINEL_EVENTS,
     Timeline,
     median_phases,
+    parse_proxy_log,
     parse_sentinel_log,
     render,
+    render_summary,
     summary,
 )
 from redistest.traffic import WriterRun
@@ -58,8 +60,31 @@ def writer_run() -> WriterRun:
     )
 
 
+def stamped(seconds: float, message: str) -> str:
+    stamp = datetime.fromtimestamp(FAULT + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{stamp}000Z {message}"
+
+
+PROXY_LOG = "\n".join(
+    [
+        stamped(2.2, "Server redis_master/a is DOWN, reason: Layer4 connection problem"),
+        stamped(2.2, "[ALERT]    (1) : Server redis_master/a is DOWN, reason: Layer4 timeout"),
+        stamped(3.2, "Server redis_master/b is UP, reason: Layer7 check passed, code: 0"),
+        stamped(3.2, "[WARNING]  (1) : Server redis_master/b is UP, reason: Layer7 check passed"),
+        stamped(3.3, "Server redis_sentinels/b is UP, reason: Layer7 check passed, code: 0"),
+        stamped(3.4, "Connect from 10.244.0.9:51234 to 10.244.0.4:6379 (redis/TCP)"),
+    ]
+)
+
+
 def timeline() -> Timeline:
-    return Timeline("kill_master_redis", FAULT, writer_run(), parse_sentinel_log("redis-1", LOG))
+    return Timeline(
+        "kill_master_redis",
+        FAULT,
+        writer_run(),
+        parse_sentinel_log("redis-1", LOG),
+        parse_proxy_log("redis-proxy-1", PROXY_LOG),
+    )
 
 
 def test_only_the_failover_events_of_the_master_are_read() -> None:
@@ -109,3 +134,19 @@ def test_median_phases_leave_out_what_was_not_logged() -> None:
         {"error": "the run failed"},
     ]
     assert median_phases(runs) == {"detection": 2.5, "agreement": 0.2}
+
+
+def test_the_proxy_log_gives_the_master_backend_changes_once_each() -> None:
+    events = parse_proxy_log("redis-proxy-1", PROXY_LOG)
+    assert [(e.server, e.state, round(e.at - FAULT, 1)) for e in events] == [
+        ("a", "DOWN", 2.2),
+        ("b", "UP", 3.2),
+    ]
+    assert timeline().proxy_up_at() == events[1].at
+    assert summary(timeline())["proxy_up_seconds"] == 3.2
+
+
+def test_the_summary_picture_is_a_png(tmp_path: Path) -> None:
+    gaps = {"kill_master_redis": [3.5, 3.4, 3.3], "partition_master": [3.3, 4.3], "none": []}
+    path = render_summary(gaps, "Write gap per failover", tmp_path / "summary.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
