@@ -96,8 +96,6 @@ TLS_STACK = "bench-tls"
 TLS_NAMESPACE = "sophia-ai-bench-tls"
 TLS_CONFIG = {"enabled": True, "selfSignedCa": True}
 TLS_FAILOVERS = ("kill_master_redis", "delete_master_pod")
-METRICS_OFF_STACK = "bench-nometrics"
-METRICS_OFF_NAMESPACE = "sophia-ai-bench-nometrics"
 SENTINEL_EVENTS = {
     "sdown_master_lines": "+sdown master",
     "odown_master_lines": "+odown master",
@@ -623,58 +621,61 @@ class Bench:
     # -- metrics on beside metrics off ---------------------------------------------------
 
     def metrics(self) -> None:
-        """redis-benchmark (``--runs`` times, the median kept) through ``redis-service`` with
-        the exporters on and scraped every 5 s by the local Prometheus (the local stack), then
-        in a release of its own with ``redis:metrics.enabled: false``; and what the exporter
-        containers used meanwhile."""
-        deploy_prometheus([stack_settings(self.deployed.stack)])
+        """redis-benchmark through ``redis-service`` in the bench's own release with its
+        metrics switched on and off by ``pulumi up``, alternately (on, off, on, off ...:
+        ``--runs`` phases of each), so both sides see the same release, data and drift of
+        the machine; per case the median over the phases. The exporters are scraped every
+        5 s by the local Prometheus while on, and their CPU and memory read meanwhile."""
         kube = self.deployed.kube
-        wait_healthy(kube)
-        log("metrics on: redis-benchmark through redis-service")
-        before = {
-            pod: process_usage(kube.container_pid(pod, "exporter")) for pod in kube.redis_pods()
-        }
-        started = time.monotonic()
-        on = tls_bench.median_benchmarks(kube, self.deployed.url, self.deployed.ca, self.args.runs)
-        elapsed = time.monotonic() - started
-        after = {
-            pod: process_usage(kube.container_pid(pod, "exporter")) for pod in kube.redis_pods()
-        }
-        exporters = {
-            pod: {
-                "cpu_seconds": round(after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"], 3),
-                "cpu_share": round(
-                    (after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"]) / elapsed, 5
-                ),
-                "rss_mib": after[pod]["rss_mib"],
-            }
-            for pod in after
-        }
-        log("  " + ", ".join(f"{k}={v['ops_per_second']:.0f}/s" for k, v in on.items()))
+        metrics_on = self.deployed.stack.get_config("redis:metrics").value
+        metrics_off = json.dumps({"enabled": False})
+        deploy_prometheus([stack_settings(self.deployed.stack)])
+        samples: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+        exporters: dict[str, dict[str, float]] = {}
+        elapsed = 0.0
+        try:
+            for index in range(self.args.runs):
+                for mode in ("on", "off"):
+                    log(f"metrics {mode}, phase {index + 1}/{self.args.runs}: pulumi up")
+                    self.deployed.up(metrics=metrics_on if mode == "on" else metrics_off)
+                    wait_healthy(kube)
+                    pods = kube.redis_pods()
+                    pids = (
+                        {p: kube.container_pid(p, "exporter") for p in pods} if mode == "on" else {}
+                    )
+                    before = {pod: process_usage(pid) for pod, pid in pids.items()}
+                    started = time.monotonic()
+                    samples[mode].append(
+                        tls_bench.run_benchmarks(kube, self.deployed.url, self.deployed.ca)
+                    )
+                    if mode == "on":
+                        elapsed = time.monotonic() - started
+                        exporters = exporter_usage(
+                            before, {p: process_usage(pid) for p, pid in pids.items()}, elapsed
+                        )
+                    log(
+                        "  "
+                        + ", ".join(
+                            f"{k}={v['ops_per_second']:.0f}/s" for k, v in samples[mode][-1].items()
+                        )
+                    )
+        finally:
+            log("metrics: back on")
+            self.deployed.up(metrics=metrics_on)
+            wait_healthy(kube)
+        on, off = (tls_bench.median_samples(samples[mode]) for mode in ("on", "off"))
         log(f"  exporters over {elapsed:.0f} s: {exporters}")
-        engine = engine_overrides(self.results["engine"])
-        with own_stack(
-            METRICS_OFF_STACK,
-            METRICS_OFF_NAMESPACE,
-            metrics=json.dumps({"enabled": False}),
-            **engine,
-        ) as release:
-            release.up()
-            start_client_pod(release.kube)
-            wait_healthy(release.kube)
-            log("metrics off: redis-benchmark through redis-service")
-            off = tls_bench.median_benchmarks(release.kube, release.url, release.ca, self.args.runs)
-            log("  " + ", ".join(f"{k}={v['ops_per_second']:.0f}/s" for k, v in off.items()))
         self.results["metrics"] = {
             "on": {"throughput": on, "exporters": exporters, "seconds": round(elapsed, 1)},
             "off": {"throughput": off},
             "throughput_ratio_on_over_off": tls_bench.ratios(on, off),
             "errors": [],
             "note": "redis-benchmark (C, client pod, throwaway ACL user) through redis-service"
-            " as in the tls section; on: the local stack, its exporters scraped every 5 s (the"
-            " server on /metrics, the Sentinel on /scrape) by the local Prometheus; off: a"
-            " release with redis:metrics.enabled false. Per case the median of --runs runs."
-            " Exporter CPU from /proc over the benchmarks, RSS at their end.",
+            " as in the tls section, in one release whose redis:metrics was switched on and"
+            " off by pulumi up, alternately, --runs phases each; per case the median over"
+            " the phases. On: the exporters scraped every 5 s (the server on /metrics, the"
+            " Sentinel on /scrape) by the local Prometheus. Exporter CPU from /proc over the"
+            " last on phase's benchmarks, RSS at their end.",
         }
 
     # -- idle soak -----------------------------------------------------------------------
@@ -771,6 +772,22 @@ class Bench:
                 traceback.print_exc(file=sys.stderr)
                 self.results.setdefault("failed", {})[name] = failure_text(error)
             self.save()
+
+
+def exporter_usage(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], elapsed: float
+) -> dict[str, dict[str, float]]:
+    """Per pod: the exporter's CPU seconds and share of a core over ``elapsed``, its RSS."""
+    return {
+        pod: {
+            "cpu_seconds": round(after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"], 3),
+            "cpu_share": round(
+                (after[pod]["cpu_seconds"] - before[pod]["cpu_seconds"]) / elapsed, 5
+            ),
+            "rss_mib": after[pod]["rss_mib"],
+        }
+        for pod in after
+    }
 
 
 def throttling_delta(

@@ -138,7 +138,12 @@ def run_benchmarks(kube: Kube, url: str, ca: str) -> dict[str, Any]:
 def median_benchmarks(kube: Kube, url: str, ca: str, runs: int) -> dict[str, Any]:
     """:func:`run_benchmarks` ``runs`` times; per case the run of median ops/s, with every
     run's ops/s beside it (a single short run of a 2-core VM is noisy)."""
-    samples = [run_benchmarks(kube, url, ca) for _ in range(runs)]
+    return median_samples([run_benchmarks(kube, url, ca) for _ in range(runs)])
+
+
+def median_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per case of :func:`run_benchmarks` results, the sample of median ops/s, with every
+    sample's ops/s beside it."""
     result: dict[str, Any] = {}
     for name in samples[0]:
         ordered = sorted((s[name] for s in samples), key=lambda f: f["ops_per_second"])
