@@ -19,7 +19,9 @@ from redistest.monitoring import (
     metric_selectors,
     stack_settings,
 )
+from redistest.wait import wait_until
 
+DASHBOARD_SERIES_TIMEOUT_SECONDS = 60
 QUIET_ALERTS = {"RedisFailover"}
 """Alerts a healthy release may show: the failovers of earlier tests are news, not trouble."""
 
@@ -56,17 +58,28 @@ def test_every_series_the_rules_read_exists(deployed: Deployed, prometheus: Prom
 
 def test_every_dashboard_query_has_series(deployed: Deployed, prometheus: Prometheus) -> None:
     """Each panel's query as Grafana would send it for this release returns series, and so
-    does each metric selector in it (the annotation's query is empty without a failover)."""
+    does each metric selector in it (the annotation's query is empty without a failover).
+    A rate needs two scrapes in its window: a Prometheus deployed moments ago gets them."""
     settings = stack_settings(deployed.stack)
     values = query_values(settings.namespace, Names.of(settings).release)
-    empty = []
-    for title, expr in panel_queries(dashboard()):
-        query = expand(expr, values)
-        selectors = metric_selectors(query)
-        empty += [(title, selector) for selector in selectors if not prometheus.query(selector)]
-        if not title.startswith("annotation ") and not prometheus.query(query):
-            empty.append((title, query))
-    assert empty == [], empty
+
+    def every_query_has_series() -> bool:
+        empty = []
+        for title, expr in panel_queries(dashboard()):
+            query = expand(expr, values)
+            selectors = metric_selectors(query)
+            empty += [(title, s) for s in selectors if not prometheus.query(s)]
+            if not title.startswith("annotation ") and not prometheus.query(query):
+                empty.append((title, query))
+        assert empty == [], empty
+        return True
+
+    wait_until(
+        every_query_has_series,
+        DASHBOARD_SERIES_TIMEOUT_SECONDS,
+        "every dashboard query to return series",
+        interval=SCRAPE_INTERVAL_SECONDS,
+    )
     configmap = deployed.kube.json("get", "configmap", f"{Names.of(settings).release}-dashboard")
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(configmap["data"][DASHBOARD_KEY]) == dashboard()
