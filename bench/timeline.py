@@ -17,7 +17,6 @@ Sentinel times come from the kubelet's timestamp of each log line (``kubectl log
 
 from __future__ import annotations
 
-import itertools
 import re
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any
 
 from components.proxy import CHECKED_BACKEND
 from redistest.kube import Kube, kube_env, kubectl_path
-from redistest.traffic import WriterRun
+from redistest.traffic import WriterRun, longest_gap_span
 
 SENTINEL_EVENTS = (
     "+sdown",
@@ -110,8 +109,7 @@ class Timeline:
         after = [t for t in times if t > self.fault_at]
         if not after:
             return None
-        points = ([before[-1]] if before else [self.fault_at]) + after
-        return max(itertools.pairwise(points), key=lambda pair: pair[1] - pair[0])
+        return longest_gap_span(times, before[-1] if before else self.fault_at, after[-1])
 
     @property
     def recovered_at(self) -> float | None:
@@ -122,10 +120,10 @@ class Timeline:
     def phases(self) -> dict[str, float | None]:
         """Seconds of each phase (None when its end was not logged), ``routing`` last."""
         durations: dict[str, float | None] = {}
-        start: float | None = self.fault_at
+        start = self.fault_at
         for name, event in PHASES:
             end = self.first(event)
-            durations[name] = None if start is None or end is None else round(end - start, 3)
+            durations[name] = None if end is None else round(end - start, 3)
             start = end if end is not None else start
         switched, recovered = self.first("+switch-master"), self.recovered_at
         durations["routing"] = (

@@ -38,3 +38,10 @@ def run_promtool(workdir: Path, *arguments: str) -> subprocess.CompletedProcess[
         text=True,
         timeout=120,
     )
+
+
+def series(metric: str, pod: str, process: str, values: str, **labels: str) -> dict[str, str]:
+    """One input series of a scrape target of the test release (namespace ``shop``)."""
+    all_labels = {"namespace": "shop", "pod": pod, "process": process, **labels}
+    text = ",".join(f'{key}="{value}"' for key, value in all_labels.items())
+    return {"series": f"{metric}{{{text}}}", "values": values}

@@ -16,18 +16,11 @@ import yaml
 from components.alerts import alerts, rule_groups
 from components.naming import Names
 from components.settings import load_settings
-from tests.unit.promtool import run_promtool
+from tests.unit.promtool import run_promtool, series
 
 SETTINGS = load_settings({"redis:namespace": "shop", "redis:name": "cache"})
 NAMES = Names.of(SETTINGS)
 ALERTS = {alert.name: alert for alert in alerts(SETTINGS, NAMES)}
-
-
-def series(metric: str, pod: str, process: str, values: str, **labels: str) -> dict[str, str]:
-    """One input series of a scrape target of the release."""
-    all_labels = {"namespace": "shop", "pod": pod, "process": process, **labels}
-    text = ",".join(f'{key}="{value}"' for key, value in all_labels.items())
-    return {"series": f"{metric}{{{text}}}", "values": values}
 
 
 def target_labels(pod: str, process: str, **labels: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ from components.naming import Names
 from components.proxy import CHECKED_BACKEND
 from components.settings import ConfigError, load_settings
 from redistest.monitoring import metric_selectors
-from tests.unit.promtool import run_promtool
+from tests.unit.promtool import run_promtool, series
 
 BOARD = dashboard()
 VALUES = query_values("shop", "cache")
@@ -118,12 +118,6 @@ def test_every_query_parses(tmp_path: Path) -> None:
     )
     result = run_promtool(tmp_path, "check", "rules", "/tmp/queries.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def series(metric: str, pod: str, process: str, values: str, **labels: str) -> dict[str, str]:
-    all_labels = {"namespace": "shop", "pod": pod, "process": process, **labels}
-    text = ",".join(f'{key}="{value}"' for key, value in all_labels.items())
-    return {"series": f"{metric}{{{text}}}", "values": values}
 
 
 def server_info(pod: str, role_before: str, role_after: str) -> list[dict[str, str]]:
