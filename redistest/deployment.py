@@ -69,11 +69,23 @@ class Deployed:
         self.outputs = {k: v.value for k, v in result.outputs.items()}
         return result
 
-    def preview_changes(self) -> dict[str, int]:
-        """The change summary of a preview, without the unchanged count; the log gets the
-        detailed diff of any change."""
-        preview = self.stack.preview(on_output=self.log, color="never", diff=True)
-        return {op: n for op, n in preview.change_summary.items() if op != "same" and n}
+    def preview_changes(self) -> dict[str, list[str]]:
+        """What a preview would change: each operation but ``same`` with the resources it
+        touches and their changed properties (``Service::redis-service: spec.ports``), so a
+        failed ``== {}`` names them; the log gets the detailed diff."""
+        changes: dict[str, list[str]] = {}
+
+        def record(event: auto.EngineEvent) -> None:
+            step = event.resource_pre_event.metadata if event.resource_pre_event else None
+            if step is None or step.op == auto.OpType.SAME or step.type == "pulumi:pulumi:Stack":
+                return
+            name = step.urn.rsplit("::", 1)[-1]
+            kind = step.type.rsplit(":", 1)[-1]
+            changed = ", ".join(sorted(step.detailed_diff or {})) or ", ".join(step.diffs or [])
+            changes.setdefault(str(step.op.value), []).append(f"{kind}::{name}: {changed}")
+
+        self.stack.preview(on_output=self.log, on_event=record, color="never", diff=True)
+        return {op: sorted(resources) for op, resources in changes.items()}
 
 
 def write_stack_file(name: str, namespace: str, overrides: dict[str, str] | None = None) -> None:

@@ -55,7 +55,7 @@ class Seen:
     pods: list[str]
     views: dict[str, View]
     sentinel_hosts: int
-    preview_changes: dict[str, int]
+    preview_changes: dict[str, list[str]]
 
 
 def scale(deployed: Deployed, replicas: int, settle: bool) -> Seen:

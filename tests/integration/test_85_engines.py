@@ -3,13 +3,17 @@ upgrade to Redis 8.0 by ``pulumi up`` under a writer through ``redis_url``, then
 
 On each engine: the deploy, the contract (every Sentinel has quorum, the master has every
 replica), a SIGKILL failover and a graceful one (the master pod deleted), with the bounds of
-the default engine's suite. Between them, the engine changes the program must refuse fail the
-preview, read from the live StatefulSet. The full suite, the repeated runs and the migration to
-Valkey are ``make bench`` (``--engine``, ``--only migration``).
+the default engine's suite. The upgrade converges (a preview after it changes nothing).
+Between them, the engine changes the program must refuse fail the preview, read from the
+live StatefulSet, and leave the state and every live object as they were. The full suite, the
+repeated runs and the migration to Valkey are ``make bench`` (``--engine``, ``--only
+migration``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -69,6 +73,7 @@ def test_upgrade_to_redis_8_0_under_load_loses_nothing(release: Deployed) -> Non
     assert run["masters_after"] == 1, run
     assert 1 <= run["switchovers"] <= 2, run
     assert run["longest_write_gap_seconds"] < MAX_UNAVAILABILITY_SECONDS, run
+    assert release.preview_changes() == {}
 
 
 @pytest.mark.parametrize(
@@ -84,6 +89,7 @@ def test_refused_engine_change_fails_the_preview(
 ) -> None:
     stack = release.stack
     kept = {key: stack.get_config(key).value for key in change}
+    state_before, live_before = stack.export_stack().deployment, live_objects(release)
     for key, value in change.items():
         stack.set_config(key, auto.ConfigValue(value))
     try:
@@ -93,7 +99,27 @@ def test_refused_engine_change_fails_the_preview(
         for key, value in kept.items():
             stack.set_config(key, auto.ConfigValue(value))
     assert refusal in str(error.value), str(error.value)[-2000:]
-    assert release.preview_changes() == {}
+    assert {key: stack.get_config(key).value for key in change} == kept
+    assert stack.export_stack().deployment == state_before
+    assert live_objects(release) == live_before
+
+
+def live_objects(release: Deployed) -> dict[str, str]:
+    """Kind/name to a digest of what a change would touch in every object of the release:
+    labels, annotations, spec and data (a digest, so a Secret's data is never printed)."""
+    kinds = "statefulset,deployment,configmap,secret,service,poddisruptionbudget,networkpolicy"
+    digests = {}
+    for item in release.kube.json("get", kinds)["items"]:
+        metadata = item["metadata"]
+        content = {
+            "labels": metadata.get("labels"),
+            "annotations": metadata.get("annotations"),
+            "spec": item.get("spec"),
+            "data": item.get("data"),
+        }
+        text = json.dumps(content, sort_keys=True).encode()
+        digests[f"{item['kind']}/{metadata['name']}"] = hashlib.sha256(text).hexdigest()
+    return digests
 
 
 def test_redis_8_0_fails_over_without_loss(release: Deployed) -> None:

@@ -105,7 +105,7 @@ class Seen:
     gap_at: float
     """Seconds after the up started at which the longest gap began."""
     up_seconds: float
-    preview_after: dict[str, int]
+    preview_after: dict[str, list[str]]
     pods_after_expansion: dict[str, PodView]
     capacities_after_expansion: dict[str, str | None]
 
