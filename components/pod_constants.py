@@ -54,6 +54,9 @@ REPLICA_ACK_MILLISECONDS = 2000
 """How long the paused master waits (``WAIT``) for its replicas to hold every write."""
 PROMOTABLE_MAX_PING_MILLISECONDS = 5000
 """A replica Sentinel last heard from longer ago than this is not promotable."""
+LINKED_MAX_PING_MILLISECONDS = 2000
+"""A Sentinel whose ping another answered longer ago than this (two ping periods) has no
+working link to it: a coordinated failover's election would not get that vote."""
 PROMOTABLE_MAX_INFO_AGE_MILLISECONDS = 30000
 """A replica whose INFO Sentinel refreshed longer ago than this is not promotable."""
 POLL_SECONDS = 0.5
@@ -138,6 +141,7 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "WRITE_PAUSE_MILLISECONDS": settings.termination_grace_period_seconds * 1000,
         "REPLICA_ACK_MILLISECONDS": REPLICA_ACK_MILLISECONDS,
         "PROMOTABLE_MAX_PING_MILLISECONDS": PROMOTABLE_MAX_PING_MILLISECONDS,
+        "LINKED_MAX_PING_MILLISECONDS": LINKED_MAX_PING_MILLISECONDS,
         "PROMOTABLE_MAX_INFO_AGE_MILLISECONDS": PROMOTABLE_MAX_INFO_AGE_MILLISECONDS,
         "SENTINEL_WAIT_SECONDS": SENTINEL_WAIT_SECONDS,
         "FAILOVER_WAIT_SECONDS": failover_wait_seconds(settings),

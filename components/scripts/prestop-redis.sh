@@ -9,7 +9,9 @@
 # server closes its TCP port and the applications' connections, so no client meets it demoted
 # (READONLY). Where the engine has it (Valkey 9), the failover is coordinated: the
 # master itself hands over to the chosen replica once that replica holds every write
-# (FAILOVER TO) instead of being demoted after Sentinel promoted a replica.
+# (FAILOVER TO, which pauses writes itself) instead of being demoted after Sentinel promoted a
+# replica; the hook then does not pause writes first (see pause_writes). Once a new master is
+# named, the hook points the other replicas at it.
 set -u
 # shellcheck source=lib.sh
 . /scripts/lib.sh
@@ -91,6 +93,22 @@ promotable() {
     }
 }
 
+# linked_sentinels: how many other Sentinels the local one has a working link to (no flag
+# but "sentinel", a ping answered within two ping periods). A coordinated failover's election
+# asks only those, and only once, when it starts; a link that still points at a restarted
+# pod's old address (Sentinel re-resolves the name only when it reconnects) costs that vote.
+linked_sentinels() {
+    sentinel_cmd localhost SENTINEL SENTINELS "$MASTER_SET" |
+        entry_fields flags last-ok-ping-reply | {
+        _linked=0
+        while read -r _flags _ping; do
+            [ "$_flags" = sentinel ] && [ "$_ping" -lt "$LINKED_MAX_PING_MILLISECONDS" ] 2>/dev/null &&
+                _linked=$((_linked + 1))
+        done
+        echo "$_linked"
+    }
+}
+
 # A coordinated failover starts with an election, so it needs a majority of live Sentinels; a
 # plain SENTINEL FAILOVER is run by the local Sentinel alone. Asked before writes pause.
 # The election needs a majority of every Sentinel the local one knows, removed pods included:
@@ -102,20 +120,32 @@ if [ "$COORDINATED_FAILOVER" = 1 ] &&
     coordinated=1
 fi
 
-# start_failover: SENTINEL FAILOVER, coordinated when it can be; prints the reply. A Sentinel
-# that refuses COORDINATED (an older engine's, mid-migration) gets the plain one at once.
+# pause_writes: writes wait from here until this server is demoted or its pod stops, and the
+# replicas get REPLICA_ACK_MILLISECONDS to hold every write. A plain failover needs this first:
+# it promotes a replica without asking this server. A coordinated one must not have it: the
+# failover pauses writes itself (FAILOVER TO waits until the chosen replica holds every write),
+# and a pause of ours holds the Sentinel's request behind the hello message the Sentinel
+# publishes on the same link every 2 s (CLIENT PAUSE WRITE blocks PUBLISH), so that the
+# failover may never reach this server (seen: 10 s, then -failover-abort-slave-timeout).
+pause_writes() {
+    local_redis_cmd CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
+    acked=$(local_redis_cmd WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
+    log "preStop: writes paused; $acked of $replicas replicas hold every write"
+}
+
+# start_failover: SENTINEL FAILOVER, coordinated when it can be; the reply in failover_reply.
+# A Sentinel that refuses COORDINATED (an older engine's, mid-migration) gets the plain one at
+# once, and the hand-over stays plain from then on.
 start_failover() {
     if [ "$coordinated" = 1 ]; then
-        _reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r')
-        case $_reply in
-        OK | INPROG*)
-            printf '%s' "$_reply"
-            return 0
-            ;;
+        failover_reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r')
+        case $failover_reply in
+        OK | INPROG*) return 0 ;;
         esac
         coordinated=0
     fi
-    sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r'
+    pause_writes
+    failover_reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
 }
 
 last_choice_count=0
@@ -124,12 +154,20 @@ for host in $last_choice; do
 done
 ready_deadline=$(($(date +%s) + PROMOTABLE_WAIT_SECONDS))
 view="0 0"
+linked=$(linked_sentinels)
+log "preStop: the Sentinel is linked to $linked other Sentinel(s)"
 while [ "$(date +%s)" -lt "$ready_deadline" ]; do
     view=$(promotable)
-    [ "${view% *}" -gt 0 ] && [ "${view#* }" -ge "$last_choice_count" ] && break
+    linked=$(linked_sentinels)
+    [ "${view% *}" -gt 0 ] && [ "${view#* }" -ge "$last_choice_count" ] &&
+        { [ "$coordinated" = 0 ] || [ "$linked" -ge "$((MAJORITY - 1))" ]; } && break
     sleep "$POLL_SECONDS"
 done
-log "preStop: the Sentinel would promote ${view% *} preferred replica(s) and knows ${view#* } of $last_choice_count others as last choice"
+log "preStop: the Sentinel would promote ${view% *} preferred replica(s), knows ${view#* } of $last_choice_count others as last choice and is linked to $linked other Sentinel(s)"
+if [ "$coordinated" = 1 ] && [ "$linked" -lt "$((MAJORITY - 1))" ]; then
+    coordinated=0
+    log "preStop: the Sentinel is linked to $linked other Sentinel(s), too few to win the coordinated failover's election: plain failover"
+fi
 
 # leave_network: no new TCP connection, and the applications' connections closed. A client
 # then retries elsewhere instead of meeting this server demoted (READONLY) before the
@@ -168,15 +206,14 @@ stop_watcher() {
 }
 
 while :; do
-    log "preStop: pausing writes and handing the master role over"
-    local_redis_cmd CLIENT PAUSE "$WRITE_PAUSE_MILLISECONDS" WRITE >/dev/null
-    acked=$(local_redis_cmd WAIT "$replicas" "$REPLICA_ACK_MILLISECONDS")
+    log "preStop: handing the master role over"
+    [ "$coordinated" = 1 ] || pause_writes
     leave_network
     watch_demotion &
     watcher=$!
-    reply=$(start_failover)
-    log "preStop: $acked of $replicas replicas hold every write; SENTINEL FAILOVER (coordinated: $coordinated): $reply"
-    [ "$reply" = OK ] && break
+    start_failover
+    log "preStop: SENTINEL FAILOVER (coordinated: $coordinated): $failover_reply"
+    [ "$failover_reply" = OK ] && break
     stop_watcher
     if [ "$(date +%s)" -ge "$failover_deadline" ]; then
         log "preStop: no failover started; writes stay paused and the port closed until shutdown, then the Sentinels fail over"
@@ -187,9 +224,31 @@ while :; do
     sleep 1
 done
 
+# repoint_replicas NEW_MASTER: the other replicas of this server replicate from NEW_MASTER now,
+# as Sentinel's reconfiguration would have them do. Sentinel reaches a replica only through its
+# link, which after the replica's pod restarted still points at the old address until it
+# reconnects (seconds); meanwhile that replica follows this server, whose port is closed, and
+# the new master has no replica left once this pod stops: writes fail with NOREPLICAS and the
+# proxy routes nothing.
+repoint_replicas() {
+    [ "$(redis_cmd "$1" ROLE | head -n 1)" = master ] || return 1
+    for host in $replica_hosts; do
+        [ "$host" = "$1" ] && continue
+        following=$(redis_cmd "$host" INFO replication | info_field master_host)
+        [ "$following" = "$1" ] && continue
+        reply=$(redis_cmd "$host" REPLICAOF "$1" "$REDIS_PORT" | tr -d '\r')
+        log "preStop: $host replicated from ${following:-nothing}; REPLICAOF $1: $reply"
+    done
+}
+
 state=""
+repointed=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     current=$(named_master localhost)
+    if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$current" != "$repointed" ] &&
+        repoint_replicas "$current"; then
+        repointed=$current
+    fi
     # Returning lets the pod stop, Sentinel included, which may be the one leading the
     # failover: first make sure a quorum has learnt the new master from it.
     if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$(agreeing_sentinels "$current")" -ge "$QUORUM" ]; then
@@ -214,7 +273,8 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         # A coordinated failover whose election failed ends aborted: the plain one needs none.
         if [ "$role" = master ] && [ "$coordinated" = 1 ]; then
             coordinated=0
-            log "preStop: the coordinated failover ended without a new master; SENTINEL FAILOVER: $(start_failover)"
+            start_failover
+            log "preStop: the coordinated failover ended without a new master; SENTINEL FAILOVER: $failover_reply"
         fi
         ;;
     esac
@@ -225,4 +285,5 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     sleep "$FAST_POLL_SECONDS"
 done
 stop_watcher
+pause_writes
 log "preStop: no new master named by a quorum in time; writes stay paused until shutdown"
