@@ -17,6 +17,7 @@ from .settings import RedisSettings
 from .workload import statefulset_spec
 
 DELETION_PROPAGATION = "pulumi.com/deletionPropagationPolicy"
+SKIP_AWAIT = "pulumi.com/skipAwait"
 
 
 def owned_by_service(name: str, uid: pulumi.Input[str]) -> dict[str, pulumi.Input[object]]:
@@ -74,9 +75,17 @@ class RedisServers(RoleComponent):
             data=files,
             opts=in_namespace,
         )
+        # The headless Service skips the provider's await: it waits for nothing on a headless
+        # Service, yet returns the first object its watch delivers as the new state, which
+        # after an update may be the cached one from before it (seen after an engine upgrade:
+        # the next preview showed the old app.kubernetes.io/version label as a change). Without
+        # the await the state is the API server's answer to the update itself.
         headless = k8s.core.v1.Service(
             f"{name}-headless",
-            metadata=object_metadata(settings, names.headless_service),
+            metadata={
+                **object_metadata(settings, names.headless_service),
+                "annotations": {SKIP_AWAIT: "true"},
+            },
             spec=headless_service_spec(settings, names),
             opts=in_namespace,
         )
