@@ -207,7 +207,6 @@ stop_watcher() {
 
 while :; do
     log "preStop: handing the master role over"
-    [ "$coordinated" = 1 ] || pause_writes
     leave_network
     watch_demotion &
     watcher=$!
