@@ -1,9 +1,11 @@
 """The HAProxy tier behind ``<name>-service`` that always routes to the current master.
 
-A server receives connections only while it answers ``role:master`` *and* a majority of the
-Sentinels name it master; anything else is refused, so a plain client is never routed to a
-replica, nor to an old master cut off from the Sentinels. Sessions to a server that stops being
-master are shut down, so clients reconnect to the new one instead of meeting READONLY.
+A server receives connections only while it answers ``role:master`` *and* either a majority of
+the Sentinels name it master, or they name a server that has become its replica (a planned
+hand-over, before the Sentinels see the promotion); anything else is refused, so a plain client
+is never routed to a replica, nor to an old master cut off from the Sentinels. Sessions to a
+server that stops being master are shut down, so clients reconnect to the new one instead of
+meeting READONLY.
 """
 
 from __future__ import annotations
@@ -70,12 +72,29 @@ def _agreement_backend(ordinal: int) -> str:
     return f"sentinels_agree_on_{ordinal}"
 
 
-def _agreed(ordinal: int, quorum: int) -> str:
-    """ACL condition: server ``ordinal`` is up as master and ``quorum`` Sentinels name it."""
-    return (
-        f"{{ srv_is_up({CHECKED_BACKEND}/redis-{ordinal}) }} "
-        f"{{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"
-    )
+def _follower_backend(ordinal: int) -> str:
+    return f"replica_{ordinal}_online"
+
+
+def _routes(ordinal: int, replicas: int, quorum: int) -> list[str]:
+    """ACL conditions, any of which routes to server ``ordinal``: it is up as master, and
+    ``quorum`` Sentinels name it or name another server that is now its replica in sync (a rule
+    each, as HAProxy reads at most 64 words a line).
+
+    The second case is a planned hand-over: ``FAILOVER TO`` makes the old master a replica of
+    the new one at once, but the Sentinels see the promotion only at their next ``INFO`` of the
+    new master, a second later. An old master becomes a replica of the server it hands over to
+    (or of one the Sentinels already elected), never of a server cut off from them, and a
+    replica follows one master: at most one server passes either case at a time."""
+    up = f"{{ srv_is_up({CHECKED_BACKEND}/redis-{ordinal}) }}"
+    cases = [f"{up} {{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"]
+    cases += [
+        f"{up} {{ nbsrv({_agreement_backend(named)}) ge {quorum} }} "
+        f"{{ srv_is_up({_follower_backend(named)}/redis-{ordinal}) }}"
+        for named in range(replicas)
+        if named != ordinal
+    ]
+    return cases
 
 
 def check_tls_options(settings: RedisSettings) -> str:
@@ -123,12 +142,36 @@ def master_expectation(settings: RedisSettings) -> str:
     )
 
 
+def _replication_check(connect: str, expectation: str) -> list[str]:
+    """A check that authenticates, reads ``INFO replication`` and matches ``expectation``."""
+    return [
+        "    option tcp-check",
+        connect,
+        '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
+        "    tcp-check expect string +OK",
+        # QUIT in the same send: Redis closes the connection after the reply, so a reply that
+        # does not match fails the check at once instead of after the check timeout.
+        '    tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
+        f"    tcp-check expect {expectation}",
+    ]
+
+
+def follower_expectation(replica_host: str) -> str:
+    """What ``INFO replication`` must show for a server to count as the master that
+    ``replica_host`` follows: master, with that replica online (replicas announce their pod
+    host name)."""
+    host = replica_host.replace(".", "[.]")
+    return f"rstring (?s)role:master[^a-z].*slave[0-9]+:ip={host},port=[0-9]+,state=online,"
+
+
 def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     """haproxy.cfg; the password is read from ``REDIS_PASSWORD`` in the proxy's environment."""
     ordinals = range(settings.replicas)
     master_set = settings.master_set_name
     quorum = settings.sentinel_quorum
-    routable = " || ".join(_agreed(i, quorum) for i in ordinals)
+    server_routes = [
+        (i, route) for i in ordinals for route in _routes(i, settings.replicas, quorum)
+    ]
     out: list[str] = [
         "global",
         "    log stdout format raw local0 notice",
@@ -181,7 +224,8 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         out += [
             f"frontend {'redis' if kind == 'plain' else 'redis_tls'}",
             f"    bind :{port}",
-            f"    tcp-request connection reject unless {routable}",
+            *(f"    tcp-request connection accept if {route}" for _, route in server_routes),
+            "    tcp-request connection reject",
             f"    default_backend {backend}",
             "",
         ]
@@ -191,17 +235,10 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     connect = "    tcp-check connect default" if settings.tls.internal else "    tcp-check connect"
     out += [
         f"backend {CHECKED_BACKEND}",
-        "    option tcp-check",
-        connect,
-        '    tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"',
-        "    tcp-check expect string +OK",
-        # QUIT in the same send: Redis closes the connection after the reply, so a reply that
-        # does not match fails the check at once instead of after the check timeout.
-        '    tcp-check send "INFO replication\\r\\nQUIT\\r\\n"',
-        f"    tcp-check expect {master_expectation(settings)}",
+        *_replication_check(connect, master_expectation(settings)),
         f"    default-server {SERVER_DEFAULTS}{check_options} on-marked-down shutdown-sessions",
     ]
-    out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
+    out += [f"    use-server redis-{i} if {route}" for i, route in server_routes]
     out += [f"    server redis-{i} {names.pod_host(i)}:{checked_port}" for i in ordinals]
     for (_, port), backend in zip(entry_points[1:], backends[1:], strict=True):
         out += [
@@ -210,10 +247,20 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
             # Resolved like the checked servers: a rolled pod comes back with a new address.
             f"    default-server {TRACKING_SERVER_DEFAULTS} on-marked-down shutdown-sessions",
         ]
-        out += [f"    use-server redis-{i} if {_agreed(i, quorum)}" for i in ordinals]
+        out += [f"    use-server redis-{i} if {route}" for i, route in server_routes]
         out += [
             f"    server redis-{i} {names.pod_host(i)}:{port} track {CHECKED_BACKEND}/redis-{i}"
             for i in ordinals
+        ]
+    for i in ordinals:
+        out += [
+            "",
+            f"backend {_follower_backend(i)}",
+            *_replication_check(connect, follower_expectation(names.pod_host(i))),
+            f"    default-server {SERVER_DEFAULTS}{check_options}",
+        ]
+        out += [
+            f"    server redis-{j} {names.pod_host(j)}:{checked_port}" for j in ordinals if j != i
         ]
     sentinel_port = peer_sentinel_port(settings.tls)
     for i in ordinals:

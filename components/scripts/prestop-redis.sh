@@ -187,13 +187,27 @@ reopen_port() {
     log "preStop: a Sentinel lost its link before the demotion: port open again"
 }
 
+# request_acks: every replica acknowledges its replication offset at once. FAILOVER TO hands
+# over when its target has acknowledged every write, but the master it paused sends no
+# REPLCONF GETACK, and a replica acknowledges by itself only once a second. GETACK has no
+# reply; --pipe ends on an ECHO of its own.
+request_acks() {
+    for _host in $replica_hosts; do
+        printf 'REPLCONF GETACK *\r\n' | redis_cmd "$_host" --pipe >/dev/null
+    done
+}
+
 # watch_demotion: in the background, leaves the network again the moment this server stops
-# being master, should reopen_port have opened it.
+# being master, should reopen_port have opened it, and speeds up a FAILOVER TO in progress.
 watch_demotion() {
     while [ "$(date +%s)" -lt "$hook_deadline" ]; do
-        if [ "$(local_redis_cmd ROLE | head -n 1)" != master ]; then
+        _replication=$(local_redis_cmd INFO replication)
+        if [ "$(printf '%s\n' "$_replication" | info_field role)" != master ]; then
             ports_closed || leave_network
             return 0
+        fi
+        if [ "$(printf '%s\n' "$_replication" | info_field master_failover_state)" = waiting-for-sync ]; then
+            request_acks
         fi
         sleep "$DEMOTION_POLL_SECONDS"
     done
@@ -240,13 +254,28 @@ repoint_replicas() {
     done
 }
 
+# handed_over_to: after a coordinated failover, the master this server now follows. FAILOVER TO
+# made it a replica of the promoted one; the Sentinels name that one only after their next INFO
+# of it, a second later, and the other replicas need not wait for them.
+handed_over_to() {
+    [ "$coordinated" = 1 ] || return 0
+    _info=$(local_redis_cmd INFO replication)
+    [ "$(printf '%s\n' "$_info" | info_field role)" = slave ] &&
+        [ "$(printf '%s\n' "$_info" | info_field master_link_status)" = up ] &&
+        printf '%s\n' "$_info" | info_field master_host
+}
+
 state=""
 repointed=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     current=$(named_master localhost)
-    if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$current" != "$repointed" ] &&
-        repoint_replicas "$current"; then
-        repointed=$current
+    successor=$current
+    if [ -z "$successor" ] || [ "$successor" = "$SELF" ]; then
+        successor=$(handed_over_to)
+    fi
+    if [ -n "$successor" ] && [ "$successor" != "$SELF" ] && [ "$successor" != "$repointed" ] &&
+        repoint_replicas "$successor"; then
+        repointed=$successor
     fi
     # Returning lets the pod stop, Sentinel included, which may be the one leading the
     # failover: first make sure a quorum has learnt the new master from it.

@@ -19,7 +19,12 @@ from components.credentials import (
 )
 from components.naming import Names, image_version
 from components.pod_constants import pod_constants
-from components.proxy import PROXY_CA_MOUNT, master_expectation, render_haproxy_cfg
+from components.proxy import (
+    PROXY_CA_MOUNT,
+    follower_expectation,
+    master_expectation,
+    render_haproxy_cfg,
+)
 from components.revocation import REVOKE_ROLES_ENV
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
@@ -241,16 +246,71 @@ def test_haproxy_routes_only_to_an_agreed_master() -> None:
     settings = load_settings({"redis:replicas": "5"})
     text = render_haproxy_cfg(settings, Names.of(settings))
     assert FAKE_PASSWORD not in text and "${REDIS_PASSWORD}" in text
-    assert text.count("tcp-check expect rstring (?s)role:master") == 1
+    assert text.count("tcp-check expect rstring (?s)role:master[^a-z]+connected") == 1
     assert "min_slaves_good_slaves:(1|2|3|4)[^0-9]" in text
+    routes = [
+        line for line in text.splitlines() if " if { srv_is_up" in line or "use-server" in line
+    ]
     for i in range(5):
-        assert (
-            f"use-server redis-{i} if {{ srv_is_up(redis_master/redis-{i}) }} "
-            f"{{ nbsrv(sentinels_agree_on_{i}) ge 3 }}"
-        ) in text
+        agreed = f"{{ srv_is_up(redis_master/redis-{i}) }} {{ nbsrv(sentinels_agree_on_{i}) ge 3 }}"
+        assert f"    use-server redis-{i} if {agreed}" in routes
+        assert f"    tcp-request connection accept if {agreed}" in routes
         assert f"backend sentinels_agree_on_{i}" in text
-    assert "tcp-request connection reject unless" in text
+    # Every route needs its server up in the master check, and a quorum naming someone.
+    for route in routes:
+        assert re.search(r" if \{ srv_is_up\(redis_master/redis-\d\) \} \{ nbsrv\(sentinels", route)
+    assert "    tcp-request connection reject\n" in text
     assert "on-marked-down shutdown-sessions" in text
+
+
+def test_haproxy_routes_to_the_server_the_named_master_handed_over_to() -> None:
+    settings = load_settings({"redis:replicas": "5"})
+    text = render_haproxy_cfg(settings, Names.of(settings))
+    use_server = [line for line in text.splitlines() if line.startswith("    use-server")]
+    for i in range(5):
+        cases = [line for line in use_server if line.startswith(f"    use-server redis-{i} if")]
+        assert len(cases) == 5
+        for named in set(range(5)) - {i}:
+            assert (
+                f"    use-server redis-{i} if {{ srv_is_up(redis_master/redis-{i}) }} "
+                f"{{ nbsrv(sentinels_agree_on_{named}) ge 3 }} "
+                f"{{ srv_is_up(replica_{named}_online/redis-{i}) }}"
+            ) in cases
+        assert f"backend replica_{i}_online" in text
+    # The follower checks only route; they never shut sessions down themselves.
+    followers = text.split("backend replica_0_online", 1)[1].split("backend sentinels", 1)[0]
+    assert "shutdown-sessions" not in followers
+
+
+HOST = "redis-{}.redis-headless.redis.svc.cluster.local"
+
+
+def replica_lines(*entries: tuple[int, str]) -> str:
+    return "".join(
+        f"slave{n}:ip={HOST.format(ordinal)},port=6379,state={state},offset=9,lag=0\r\n"
+        for n, (ordinal, state) in enumerate(entries)
+    )
+
+
+@pytest.mark.parametrize(
+    ("info", "follows"),
+    [
+        (
+            "role:master\r\nconnected_slaves:2\r\n" + replica_lines((2, "online"), (1, "online")),
+            True,
+        ),
+        ("role:master\r\nconnected_slaves:1\r\n" + replica_lines((1, "online")), True),
+        ("role:master\r\nconnected_slaves:1\r\n" + replica_lines((1, "wait_bgsave")), False),
+        ("role:master\r\nconnected_slaves:1\r\n" + replica_lines((10, "online")), False),
+        ("role:master\r\nconnected_slaves:1\r\n" + replica_lines((2, "online")), False),
+        ("role:slave\r\nmaster_host:" + HOST.format(1) + "\r\n", False),
+        ("role:master\r\nconnected_slaves:0\r\n", False),
+    ],
+)
+def test_proxy_follower_check_needs_that_replica_online(info: str, follows: bool) -> None:
+    kind, pattern = follower_expectation(HOST.format(1)).split(" ", 1)
+    assert kind == "rstring"
+    assert bool(re.search(pattern, "# Replication\r\n" + info)) is follows
 
 
 def info_replication(role: str, good: int, lags: list[int]) -> str:
