@@ -76,25 +76,37 @@ def _follower_backend(ordinal: int) -> str:
     return f"replica_{ordinal}_online"
 
 
-def _routes(ordinal: int, replicas: int, quorum: int) -> list[str]:
-    """ACL conditions, any of which routes to server ``ordinal``: it is up as master, and
-    ``quorum`` Sentinels name it or name another server that is now its replica in sync (a rule
-    each, as HAProxy reads at most 64 words a line).
+def _routes(replicas: int, quorum: int) -> list[tuple[int, str]]:
+    """``(ordinal, ACL condition)`` of every rule that routes to a server, in the order HAProxy
+    tries them (a rule a line, as it reads at most 64 words a line). A server is routed to while
+    it is up as master and ``quorum`` Sentinels name it, or name another server that is now its
+    replica in sync.
 
     The second case is a planned hand-over: ``FAILOVER TO`` makes the old master a replica of
     the new one at once, but the Sentinels see the promotion only at their next ``INFO`` of the
     new master, a second later. An old master becomes a replica of the server it hands over to
     (or of one the Sentinels already elected), never of a server cut off from them, and a
-    replica follows one master: at most one server passes either case at a time."""
-    up = f"{{ srv_is_up({CHECKED_BACKEND}/redis-{ordinal}) }}"
-    cases = [f"{up} {{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"]
-    cases += [
-        f"{up} {{ nbsrv({_agreement_backend(named)}) ge {quorum} }} "
-        f"{{ srv_is_up({_follower_backend(named)}/redis-{ordinal}) }}"
-        for named in range(replicas)
-        if named != ordinal
+    replica follows one master. Those rules come first: the old master may still pass the
+    other on its last check (servers that are up are checked once a second), though it has
+    closed its port."""
+
+    def up(ordinal: int) -> str:
+        return f"{{ srv_is_up({CHECKED_BACKEND}/redis-{ordinal}) }}"
+
+    def named(ordinal: int) -> str:
+        return f"{{ nbsrv({_agreement_backend(ordinal)}) ge {quorum} }}"
+
+    def follows(replica: int, master: int) -> str:
+        return f"{{ srv_is_up({_follower_backend(replica)}/redis-{master}) }}"
+
+    ordinals = range(replicas)
+    handed_over = [
+        (ordinal, f"{up(ordinal)} {named(old)} {follows(old, ordinal)}")
+        for ordinal in ordinals
+        for old in ordinals
+        if old != ordinal
     ]
-    return cases
+    return handed_over + [(ordinal, f"{up(ordinal)} {named(ordinal)}") for ordinal in ordinals]
 
 
 def check_tls_options(settings: RedisSettings) -> str:
@@ -169,9 +181,7 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
     ordinals = range(settings.replicas)
     master_set = settings.master_set_name
     quorum = settings.sentinel_quorum
-    server_routes = [
-        (i, route) for i in ordinals for route in _routes(i, settings.replicas, quorum)
-    ]
+    server_routes = _routes(settings.replicas, quorum)
     out: list[str] = [
         "global",
         "    log stdout format raw local0 notice",

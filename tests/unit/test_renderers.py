@@ -277,6 +277,9 @@ def test_haproxy_routes_to_the_server_the_named_master_handed_over_to() -> None:
                 f"{{ srv_is_up(replica_{named}_online/redis-{i}) }}"
             ) in cases
         assert f"backend replica_{i}_online" in text
+    # The old master may pass the agreed rule on its last check: hand-over rules win.
+    hand_over_rules = ["_online/" in line for line in use_server]
+    assert hand_over_rules == [True] * 20 + [False] * 5
     # The follower checks only route; they never shut sessions down themselves.
     followers = text.split("backend replica_0_online", 1)[1].split("backend sentinels", 1)[0]
     assert "shutdown-sessions" not in followers
