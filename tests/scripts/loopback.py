@@ -371,6 +371,8 @@ class Pod:
             if self._stop.is_set():
                 return
             container.exits.append(code)
+            if container.name == "redis":
+                self.ready = False
             delay = RESTART_BACKOFF_SECONDS[min(failures, len(RESTART_BACKOFF_SECONDS) - 1)]
             failures += 1
             if self._stop.wait(delay):
@@ -380,13 +382,17 @@ class Pod:
                     self._launch(container)
 
     def _probe_loop(self) -> None:
-        redis_spec = next(c for c in self.template["containers"] if c["name"] == "redis")
-        command = redis_spec["readinessProbe"]["exec"]["command"]
+        """The kubelet's readiness probe. A container that exits is not ready until a probe of
+        its next run passes, so a probe that began before a restart does not count."""
+        redis = self.containers["redis"]
+        command = redis.spec["readinessProbe"]["exec"]["command"]
         while not self._stop.wait(PROBE_PERIOD_SECONDS):
+            run = redis.starts
             try:
-                self.ready = self.run_in("redis", command, timeout=10).returncode == 0
+                passed = self.run_in("redis", command, timeout=10).returncode == 0
             except subprocess.TimeoutExpired:
-                self.ready = False
+                passed = False
+            self.ready = passed and redis.starts == run and redis.running()
 
     def is_ready(self) -> bool:
         return self.ready
