@@ -63,6 +63,13 @@ POLL_SECONDS = 0.5
 """Interval of the scripts' waiting loops."""
 FAST_POLL_SECONDS = 0.2
 """Interval of the hand-over's wait for the new master, where every tenth of a second counts."""
+PROXY_UP_CHECK_SECONDS = 1
+"""How often the proxy checks a server that is up (servers that are down: four times as often)."""
+PROXY_NOTICE_SECONDS = 2 * PROXY_UP_CHECK_SECONDS
+"""How long a hand-over keeps the pod, its port closed, after the new master is named: each
+proxy's next check of it fails first. A proxy that still holds the server up when the pod goes
+keeps it up under the address of the pod that comes back, a replica (seen twice in one run:
+18 READONLY replies in a rolling update whose hand-over took under a second)."""
 DEMOTION_POLL_SECONDS = 0.05
 """Interval of the hand-over's watch for its server's demotion, the window in which a client
 could still meet it demoted."""
@@ -150,6 +157,7 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "POLL_SECONDS": POLL_SECONDS,
         "FAST_POLL_SECONDS": FAST_POLL_SECONDS,
         "DEMOTION_POLL_SECONDS": DEMOTION_POLL_SECONDS,
+        "PROXY_NOTICE_SECONDS": PROXY_NOTICE_SECONDS,
         "REDIS_GONE_AFTER_MISSES": REDIS_GONE_AFTER_MISSES,
         "REVOKE_DEADLINE_SECONDS": REVOKE_DEADLINE_SECONDS,
     }

@@ -19,7 +19,7 @@ from .naming import (
     image_version,
     selector_labels,
 )
-from .pod_constants import peer_sentinel_port
+from .pod_constants import PROXY_UP_CHECK_SECONDS, peer_sentinel_port
 from .settings import RedisSettings
 from .tls import REDIS_TLS_PORT
 from .workload import (
@@ -46,7 +46,10 @@ removes it from the Secret and rolls the proxy before any server refuses it."""
 IN_SYNC_LAG_SECONDS = 2
 """A replica acknowledges the replication stream every second; one silent for longer than this
 no longer vouches for its master."""
-SERVER_DEFAULTS = "check inter 1s downinter 250ms fall 1 rise 1 resolvers cluster init-addr none"
+SERVER_DEFAULTS = (
+    f"check inter {PROXY_UP_CHECK_SECONDS}s downinter 250ms fall 1 rise 1"
+    " resolvers cluster init-addr none"
+)
 """React to one check result and resolve pod names through cluster DNS. Servers that are down
 (replicas, Sentinels naming another master) are checked four times a second, so a promoted
 replica takes connections within a quarter second of passing its checks (a quorum naming it and

@@ -230,6 +230,7 @@ while :; do
     stop_watcher
     if [ "$(date +%s)" -ge "$failover_deadline" ]; then
         log "preStop: no failover started; writes stay paused and the port closed until shutdown, then the Sentinels fail over"
+        sleep "$PROXY_NOTICE_SECONDS"
         exit 0
     fi
     open_ports
@@ -286,6 +287,9 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         for host in $last_choice; do
             redis_cmd "$host" CONFIG SET replica-priority "$DEFAULT_REPLICA_PRIORITY" >/dev/null || true
         done
+        # The proxies see the port closed before the pod goes: one that still holds this
+        # server up would keep it up under the next pod's address, a replica's.
+        sleep "$PROXY_NOTICE_SECONDS"
         exit 0
     fi
     now=$(master_set_fields localhost flags failover-state)

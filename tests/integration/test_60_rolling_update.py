@@ -60,7 +60,9 @@ def test_rolling_update_hands_over_once_without_loss(deployed: Deployed, client:
         f"master {master_before} -> {master_after}, errors {run.errors}"
     )
     assert missing_confirmed(kube, deployed.url, run) == []
-    assert readonly_after_settle(run, started) == 0
+    assert readonly_after_settle(run, started) == 0, (
+        f"READONLY at (s after pulumi up began): {[round(t - started, 3) for t in run.readonly]}"
+    )
     assert run.switchovers == expected, (master_before, run.masters)
     assert gap < MAX_WRITE_GAP_SECONDS, gap
     assert deployed.preview_changes() == {}

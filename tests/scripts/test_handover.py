@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+import time
+from collections import Counter
 
 import pytest
+import redis
+
+from components.credentials import ADMIN, SENTINEL
 
 from .conftest import LoopbackFactory
 from .writer import Writer, lost_writes
@@ -102,3 +109,60 @@ def test_handover_cut_short_by_the_grace_period_keeps_writes_paused(
     assert hooks["redis"] >= grace - 6, "no quorum to fail over: the hook uses its whole budget"
     assert new is not old
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def test_an_application_let_in_while_the_port_is_reopened_never_meets_readonly(
+    loopback: LoopbackFactory,
+) -> None:
+    """The hook reopens the port when a Sentinel lost its link before the demotion, and an
+    application can get in then: its writes wait in the failover's pause, and the demotion
+    closes its connection instead of answering them READONLY."""
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    local = redis.Redis(
+        unix_socket_path=str(old.dir / "run" / "redis.sock"),
+        username=ADMIN.redis_user,
+        password=cluster.secret[ADMIN.secret_key],
+        socket_timeout=2,
+    )
+    replies: Counter[str] = Counter()
+    done = threading.Event()
+
+    def cut_sentinel_links() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not done.is_set():
+            with contextlib.suppress(redis.RedisError):
+                if local.config_get("port")["port"] == "0":
+                    local.client_kill_filter(user=SENTINEL.redis_user)
+                    return
+            time.sleep(0.01)
+
+    def write_directly() -> None:
+        while not done.is_set():
+            try:
+                client = old.app_client()
+                while not done.is_set():
+                    client.set("direct", 1)
+                    replies["OK"] += 1
+            except redis.ReadOnlyError:
+                replies["READONLY"] += 1
+            except redis.RedisError as error:
+                replies[type(error).__name__] += 1
+                time.sleep(0.01)
+
+    threads = [
+        threading.Thread(target=f, daemon=True) for f in (cut_sentinel_links, write_directly)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        old.delete()
+        cluster.wait_healthy(30, expected_pods=2)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(10)
+    shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
+    assert "port open again" in shutdown_log, shutdown_log
+    assert replies["OK"] > 0 and replies["READONLY"] == 0, replies
