@@ -35,6 +35,7 @@ SECTIONS = (
     "migration",
     "credentials",
     "tls",
+    "tls_transition",
     "metrics",
 )
 
@@ -100,6 +101,20 @@ CREDENTIAL_SERIES = (
 )
 """A rotation (writers on the old and on the new password) then a revocation (writer on the
 new one)."""
+TLS_TRANSITION_SERIES = (
+    "tls_only_longest_write_gap_seconds",
+    "transition_longest_write_gap_seconds",
+    "transition_confirmed_writes_lost",
+    "tls_only_confirmed_writes_lost",
+    "transition_readonly_errors_after_settle",
+    "tls_only_readonly_errors_after_settle",
+    "transition_pulumi_up_seconds",
+    "tls_only_pulumi_up_seconds",
+    "masters_after",
+)
+"""Turning TLS on for a running release: the transition mode under a writer on the plain URL,
+then TLS only under a writer on the ``rediss://`` URL; the first series is the one that
+counts (the second step's hand-overs cross from plain to TLS)."""
 ROLLING_SERIES = (
     "longest_write_gap_seconds",
     "switchovers",
@@ -281,6 +296,42 @@ def evaluate(results: Mapping[str, Any]) -> list[Verdict]:
                 if section.get("masters_after")
                 else None,
                 f"masters {section.get('masters_after')}",
+            ),
+        ]
+    transition = results.get("tls_transition")
+    if transition:
+        verdicts += [
+            _at_most(
+                f"tls_transition: worst write gap <= {TARGET_WORST_UNAVAILABILITY_SECONDS:g} s",
+                max(
+                    [
+                        *transition.get("transition_longest_write_gap_seconds", []),
+                        *transition.get("tls_only_longest_write_gap_seconds", []),
+                    ],
+                    default=None,
+                ),
+                TARGET_WORST_UNAVAILABILITY_SECONDS,
+                " s",
+            ),
+            _none_of(
+                "tls_transition: 0 confirmed writes lost",
+                transition,
+                ["transition_confirmed_writes_lost", "tls_only_confirmed_writes_lost"],
+            ),
+            _none_of(
+                "tls_transition: 0 READONLY after settle",
+                transition,
+                [
+                    "transition_readonly_errors_after_settle",
+                    "tls_only_readonly_errors_after_settle",
+                ],
+            ),
+            Verdict(
+                "tls_transition: one master after the roll",
+                all(n == 1 for n in transition["masters_after"])
+                if transition.get("masters_after")
+                else None,
+                f"masters {transition.get('masters_after')}",
             ),
         ]
     credentials = results.get("credentials")
@@ -500,6 +551,24 @@ def summary(results: Mapping[str, Any]) -> str:
     tls = results.get("tls")
     if tls:
         parts.append(tls_summary(tls))
+    transition = results.get("tls_transition")
+    if transition:
+        parts.append(
+            table(
+                [
+                    [
+                        step,
+                        transition[f"{step}_longest_write_gap_seconds"],
+                        transition[f"{step}_pulumi_up_seconds"],
+                        sum(transition[f"{step}_confirmed_writes_lost"]),
+                        sum(transition[f"{step}_readonly_errors_after_settle"]),
+                        len(transition["errors"]),
+                    ]
+                    for step in ("transition", "tls_only")
+                ],
+                ["TLS on, step", "gaps s", "pulumi up s", "lost", "READONLY", "failed"],
+            )
+        )
     metrics = results.get("metrics")
     if metrics:
         parts.append(metrics_summary(metrics))

@@ -51,6 +51,7 @@ from redistest.traffic import (
     stop_writer,
     unavailability,
 )
+from redistest.transition import turn_tls_on
 
 from . import (
     CREDENTIAL_SERIES,
@@ -61,6 +62,7 @@ from . import (
     ROLLING_SERIES,
     SCENARIO_SERIES,
     SECTIONS,
+    TLS_TRANSITION_SERIES,
     evaluate,
     summarize_runs,
     summary,
@@ -598,6 +600,32 @@ class Bench:
             " when on).",
         }
 
+    def tls_transition(self) -> None:
+        """TLS turned on for a running release as the README's runbook does it (the
+        transition mode, then TLS only) under writers, ``--runs`` times, each in a fresh
+        release of its own on the measured engine."""
+        engine = engine_overrides(self.results["engine"])
+
+        def once(_: int) -> dict[str, Any]:
+            with own_stack(TLS_STACK, TLS_NAMESPACE, **engine) as release:
+                release.up()
+                start_client_pod(release.kube)
+                measured = turn_tls_on(release, TLS_CONFIG)
+            return {
+                **{f"transition_{k}": v for k, v in measured["transition"].items()},
+                **{f"tls_only_{k}": v for k, v in measured["tls_only"].items()},
+                "masters_after": measured["masters_after"],
+            }
+
+        runs = self.repeat("tls_transition", once)
+        self.results["tls_transition"] = {
+            **summarize_runs(runs, TLS_TRANSITION_SERIES),
+            "note": "pulumi up with tls.plaintext true under a writer on the plain redis_url,"
+            " then with plaintext false under a writer on the rediss:// redis_url published by"
+            " then (CA from the outputs); gaps are the longest stretch without a confirmed"
+            " write during each pulumi up",
+        }
+
     def measure_tls_mode(self, release: Deployed, mode: str) -> dict[str, Any]:
         kube = release.kube
         wait_healthy(kube)
@@ -757,6 +785,7 @@ class Bench:
             ("migration", self.migration),
             ("credentials", self.credentials),
             ("tls", self.tls),
+            ("tls_transition", self.tls_transition),
             ("metrics", self.metrics),
         ]
         for name, step in steps:

@@ -17,6 +17,7 @@ from bench import (
     TARGET_MEDIAN_UNAVAILABILITY_SECONDS,
     TARGET_THROUGHPUT_COST,
     TARGET_WORST_UNAVAILABILITY_SECONDS,
+    TLS_TRANSITION_SERIES,
     aggregate,
     evaluate,
     summarize_runs,
@@ -250,6 +251,42 @@ def test_credentials_targets(run: dict[str, Any], failed_target: str | None) -> 
         [failed_target] if failed_target else []
     )
     assert "rotate+revoke" in summary({"credentials": section})
+
+
+def tls_transition_run(
+    tls_only_gap: float = 0.9, lost: int = 0, masters: int = 1
+) -> dict[str, Any]:
+    return {
+        "tls_only_longest_write_gap_seconds": tls_only_gap,
+        "transition_longest_write_gap_seconds": 0.7,
+        "transition_confirmed_writes_lost": 0,
+        "tls_only_confirmed_writes_lost": lost,
+        "transition_readonly_errors_after_settle": 0,
+        "tls_only_readonly_errors_after_settle": 0,
+        "transition_pulumi_up_seconds": 45.0,
+        "tls_only_pulumi_up_seconds": 60.0,
+        "masters_after": masters,
+    }
+
+
+@pytest.mark.parametrize(
+    ("run", "failed_target"),
+    [
+        (tls_transition_run(), None),
+        (tls_transition_run(tls_only_gap=27.4), "tls_transition: worst write gap <= 10 s"),
+        (tls_transition_run(lost=1), "tls_transition: 0 confirmed writes lost"),
+        (tls_transition_run(masters=2), "tls_transition: one master after the roll"),
+    ],
+)
+def test_tls_transition_targets(run: dict[str, Any], failed_target: str | None) -> None:
+    section = summarize_runs([tls_transition_run(), run], TLS_TRANSITION_SERIES)
+    verdicts = verdicts_of({"tls_transition": section})
+    assert len(verdicts) == 4
+    assert [target for target, met in verdicts.items() if not met] == (
+        [failed_target] if failed_target else []
+    )
+    text = summary({"tls_transition": section})
+    assert "tls_only" in text and "transition" in text
 
 
 def test_credential_gaps_are_held_to_one_switchover_of_the_engine() -> None:
