@@ -48,7 +48,7 @@ down: venv
 		$(PYTHON) -m automation destroy $(STACK); fi
 	scripts/cluster/down.sh
 
-unit: tools
+unit: tools cluster-build
 	$(PYTEST) tests/unit tests/policy
 
 # The pod scripts against real redis-server/redis-sentinel processes on 127.0.N.0/24, six

@@ -48,13 +48,19 @@ IN_SYNC_LAG_SECONDS = 2
 no longer vouches for its master."""
 SERVER_DEFAULTS = (
     f"check inter {PROXY_UP_CHECK_SECONDS}s downinter 250ms fall 1 rise 1"
-    " resolvers cluster init-addr none"
+    " resolvers cluster init-addr none init-state down"
 )
 """React to one check result and resolve pod names through cluster DNS. Servers that are down
 (replicas, Sentinels naming another master) are checked four times a second, so a promoted
 replica takes connections within a quarter second of passing its checks (a quorum naming it and
 a replica in sync); servers that are up are checked every second, as each extra check of a
-loaded pod is one more chance to flap."""
+loaded pod is one more chance to flap.
+
+``init-state down``: a server is down until a check passes, when the proxy starts and when its
+pod name resolves again after a restarted pod was missing from DNS. Without it, HAProxy counts
+such a server up until its first check ends, in every backend at once: a replica that came
+back then passed the master check, the follower checks and, as its Sentinel, the agreement
+checks, and new connections went to it (READONLY)."""
 
 
 PROXY_CA_MOUNT = "/tls-ca"

@@ -101,6 +101,27 @@ class Kube:
         pods = self.json("get", "pods", "-l", "app.kubernetes.io/component=server")
         return sorted(p["metadata"]["name"] for p in pods["items"])
 
+    def handover_log(self) -> str:
+        """What explains a hand-over after the fact: each server pod's log of its last preStop
+        hook (its next start prints it) and each proxy's server state changes, with the time
+        each line was logged."""
+        sections = []
+        for pod in self.redis_pods():
+            lines = self.run("logs", "--timestamps", pod, "-c", "redis", check=False).stdout
+            kept = [line for line in lines.splitlines() if "previous shutdown:" in line]
+            sections.append(f"--- {pod} (redis):\n" + "\n".join(kept))
+        proxies = self.json("get", "pods", "-l", "app.kubernetes.io/component=proxy")
+        for pod in sorted(p["metadata"]["name"] for p in proxies["items"]):
+            lines = self.run("logs", "--timestamps", pod, check=False).stdout
+            kept = [
+                line
+                for line in lines.splitlines()
+                if (" is UP" in line or " is DOWN" in line or "maintenance" in line)
+                and "[WARNING]" not in line
+            ]
+            sections.append(f"--- {pod}:\n" + "\n".join(kept))
+        return "\n".join(sections)
+
     def cli(self, pod: str, container: str, *args: str) -> str:
         """The engine's CLI (``redis-cli``, ``valkey-cli``: the pod's constants.sh names it)
         run inside the pod on the container's port, authenticated by the pod's

@@ -14,7 +14,7 @@ from .kube import Kube
 from .scenarios import kill_from_host
 from .traffic import (
     finish_writer,
-    longest_gap,
+    longest_gap_span,
     missing_confirmed,
     readonly_after_settle,
     start_writer,
@@ -54,7 +54,8 @@ def migrate_under_load(
 ) -> dict[str, Any]:
     """``pulumi up`` with ``overrides`` (``redis:<key>`` without the prefix) while the writer
     runs through ``redis_url``; with ``crash_master_midway``, SIGKILL of the master's server
-    once at least one pod runs the new engine and the master still the old one."""
+    once at least one pod runs the new engine and the master still the old one. Spans are in
+    seconds after ``pulumi up`` began."""
     kube = deployed.kube
     master_before = wait_healthy(kube)
     versions_before = server_versions(kube)
@@ -86,19 +87,26 @@ def migrate_under_load(
     finally:
         stop_writer(writer)
     run = finish_writer(writer, prefix, timeout=60)
+    gap_start, gap_end = longest_gap_span([t for _, t in run.confirmed], started, finished)
     ready = pods_ready(kube)
     return {
         "from": sorted(set(versions_before.values())),
         "to": sorted(set(server_versions(kube).values())),
+        "started_at": time.strftime("%H:%M:%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:],
         "rollout_seconds": round(finished - started, 3),
-        "longest_write_gap_seconds": round(
-            longest_gap([t for _, t in run.confirmed], started, finished), 3
-        ),
+        "longest_write_gap_seconds": round(gap_end - gap_start, 3),
+        "longest_write_gap_span": [round(gap_start - started, 3), round(gap_end - started, 3)],
         "switchovers": run.switchovers,
         "confirmed_writes": len(run.confirmed),
         "confirmed_writes_lost": len(missing_confirmed(kube, deployed.url, run)),
         "readonly_errors": len(run.readonly),
         "readonly_errors_after_settle": readonly_after_settle(run, started),
+        "readonly_span": [
+            round(min(run.readonly) - started, 3),
+            round(max(run.readonly) - started, 3),
+        ]
+        if run.readonly
+        else [],
         "masters_after": len(masters_by_role(kube, ready)),
         "master_before": master_before,
         "master_after": master_after,

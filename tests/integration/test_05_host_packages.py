@@ -7,7 +7,7 @@ under ``$SOPHIA_CACHE/host-packages/``, keyed by the suite alone. Each run unpac
 gives it the host's apt sources, apt network settings and resolv.conf, runs the install step with
 ``chroot``, then checks that every command the set-up scripts run (tests/hostpackages.py, the
 unit test's extractor) is there, and that a second run is a no-op. One difference from a real
-machine: a policy-rc.d keeps the packages' services (containerd, redis-server, haproxy) from
+machine: a policy-rc.d keeps the packages' services (containerd, redis-server) from
 starting inside the chroot.
 
 Needs root (debootstrap, chroot, mount) and the Debian archive. Uses none of conftest's

@@ -66,6 +66,7 @@ def test_redis_7_0_fails_over_without_loss(release: Deployed) -> None:
 def test_upgrade_to_redis_8_0_under_load_loses_nothing(release: Deployed) -> None:
     run = migrate_under_load(release, engine_overrides(TO))
     release.log(f"upgrade {FROM} -> {TO}: {run}")
+    release.log(release.kube.handover_log())
     assert all(version.startswith("redis 8.0.") for version in run["to"]), run
     assert run["confirmed_writes"] > 100, run
     assert run["confirmed_writes_lost"] == 0, run

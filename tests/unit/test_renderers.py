@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -200,9 +201,33 @@ def test_scripts_never_pass_a_password_as_an_argument() -> None:
         assert "--pass" not in text, name
 
 
+IMAGES_ROOTFS = (
+    Path(os.environ.get("SOPHIA_CACHE", Path.home() / ".cache" / "sophia-redis"))
+    / "images"
+    / "rootfs"
+)
+
+
+def image_haproxy() -> list[str]:
+    """The HAProxy the proxy image ships (the host's Debian release has an older one), run with
+    the image's own loader and libraries."""
+    root = IMAGES_ROOTFS / "haproxy"
+    loader = root / "lib64" / "ld-linux-x86-64.so.2"
+    binary = root / "usr" / "sbin" / "haproxy"
+    if not (loader.exists() and binary.exists()):
+        pytest.fail(
+            f"no root filesystem of the HAProxy image under {root}: "
+            "run scripts/cluster/images.sh build (make test does)"
+        )
+    libraries = ":".join(
+        str(root / d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
+    )
+    return [str(loader), "--library-path", libraries, str(binary)]
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod", "local"])
 def test_haproxy_config_is_valid(stack: str, tmp_path: Path) -> None:
-    haproxy = require("haproxy")
+    haproxy = image_haproxy()
     settings = load_settings(stack_config(stack))
     config = tmp_path / "haproxy.cfg"
     text = render_haproxy_cfg(settings, Names.of(settings))
@@ -234,7 +259,7 @@ def test_haproxy_config_is_valid(stack: str, tmp_path: Path) -> None:
         text = text.replace(f"{PROXY_CA_MOUNT}/ca.crt", str(ca))
     config.write_text(text)
     result = subprocess.run(
-        [haproxy, "-c", "-f", str(config)],
+        [*haproxy, "-c", "-f", str(config)],
         env={**os.environ, "REDIS_PASSWORD": FAKE_PASSWORD},
         capture_output=True,
         text=True,
@@ -261,6 +286,19 @@ def test_haproxy_routes_only_to_an_agreed_master() -> None:
         assert re.search(r" if \{ srv_is_up\(redis_master/redis-\d\) \} \{ nbsrv\(sentinels", route)
     assert "    tcp-request connection reject\n" in text
     assert "on-marked-down shutdown-sessions" in text
+
+
+def test_haproxy_counts_a_server_down_until_its_check_passes() -> None:
+    """A replica whose pod name resolves again, or any server when the proxy starts, must not
+    count as master, follower or agreeing Sentinel before a check says so."""
+    transition = {"enabled": True, "selfSignedCa": True, "plaintext": True}
+    settings = load_settings({"redis:tls": json.dumps(transition)})
+    text = render_haproxy_cfg(settings, Names.of(settings))
+    checked = [line for line in text.splitlines() if line.startswith("    default-server check ")]
+    assert len(checked) == 1 + 2 * settings.replicas
+    assert all(" init-state down" in line for line in checked), checked
+    tracking = [line for line in text.splitlines() if " track " in line]
+    assert tracking and all("init-state" not in line for line in tracking)
 
 
 def test_haproxy_routes_to_the_server_the_named_master_handed_over_to() -> None:
