@@ -8,6 +8,9 @@ StatefulSet, the proxy and the scripts cannot disagree.
 from __future__ import annotations
 
 import shlex
+from decimal import Decimal
+
+from lightkube.utils.quantity import parse_quantity
 
 from . import credentials
 from .engines import ENGINES
@@ -42,6 +45,17 @@ SENTINEL_WAIT_SECONDS = 10
 """How long a starting pod waits for a majority of Sentinels to say who the master is."""
 FORGET_CHECK_SECONDS = 5
 """How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
+BUSY_CHECK_SECONDS = 10
+"""How often a Sentinel's CPU time and commands are compared with the last check's."""
+BUSY_CHECKS_IN_A_ROW = 2
+"""Busy checks in a row that make a spin: one busy check may be a burst of work."""
+BUSY_SHARE_OF_LIMIT = Decimal("0.5")
+"""A Sentinel that used more than this share of its CPU limit over a check is busy."""
+BUSY_MAX_COMMANDS_PER_SECOND = 100
+"""A busy Sentinel that served fewer commands than this a second is spinning, not loaded:
+peers and discovering clients send it a few a second."""
+CLOCK_TICKS_PER_SECOND = 100
+"""Linux's unit of CPU time in ``/proc/PID/stat`` (USER_HZ), the same on every architecture."""
 COMMAND_TIMEOUT_SECONDS = 3
 """Bound of every redis-cli call of the scripts, so a hung peer cannot stall them."""
 PROMOTABLE_WAIT_SECONDS = 15
@@ -106,6 +120,16 @@ def peer_sentinel_port(tls: TlsSettings) -> int:
     return SENTINEL_TLS_PORT if tls.internal else SENTINEL_PORT
 
 
+def busy_cpu_ticks(settings: RedisSettings) -> int:
+    """CPU time (clock ticks) over one check above which a Sentinel is busy: a share of its CPU
+    limit, which a spinning Sentinel uses whole."""
+    limit = parse_quantity(settings.resources["sentinel"].cpu_limit)
+    if limit is None:
+        raise ValueError(f"not a CPU quantity: {settings.resources['sentinel'].cpu_limit}")
+    ticks = limit * CLOCK_TICKS_PER_SECOND * BUSY_CHECK_SECONDS * BUSY_SHARE_OF_LIMIT
+    return int(ticks)
+
+
 def pod_constants(settings: RedisSettings) -> dict[str, str]:
     """Name and value of every constant the scripts read, in the order they are written."""
     names = Names.of(settings)
@@ -153,6 +177,10 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "SENTINEL_WAIT_SECONDS": SENTINEL_WAIT_SECONDS,
         "FAILOVER_WAIT_SECONDS": failover_wait_seconds(settings),
         "FORGET_CHECK_SECONDS": FORGET_CHECK_SECONDS,
+        "BUSY_CHECK_SECONDS": BUSY_CHECK_SECONDS,
+        "BUSY_CHECKS_IN_A_ROW": BUSY_CHECKS_IN_A_ROW,
+        "BUSY_CPU_TICKS": busy_cpu_ticks(settings),
+        "BUSY_MAX_COMMANDS": BUSY_MAX_COMMANDS_PER_SECOND * BUSY_CHECK_SECONDS,
         "COMMAND_TIMEOUT_SECONDS": COMMAND_TIMEOUT_SECONDS,
         "POLL_SECONDS": POLL_SECONDS,
         "FAST_POLL_SECONDS": FAST_POLL_SECONDS,

@@ -91,10 +91,10 @@ class ContainerResources:
 
 DEFAULT_RESOURCES: dict[str, ContainerResources] = {
     "redis": ContainerResources("100m", "256Mi", "1", "512Mi"),
-    # Sentinel 7.0 can spin at 100% CPU on a link whose peer pod went away (redis/redis#9956,
-    # fix not released): the limit keeps one spinning Sentinel from starving the node, which
-    # would stall the other Sentinels' timers into TILT (no failover for 30 s). Throttling
-    # delays its own timer by a CFS period (100 ms) at most, far from TILT's 2 s.
+    # Sentinel (Redis and Valkey alike) can spin at 100% CPU on a link whose peer pod went away
+    # (redis/redis#9956, valkey-io/valkey#4766): the limit keeps a spinning Sentinel from
+    # starving the node until its pod cures the spin (start-sentinel.sh, cure_busy_loop).
+    # Throttling delays its own timer by a CFS period (100 ms) at most, far from TILT's 2 s.
     "sentinel": ContainerResources("20m", "32Mi", "250m", "64Mi"),
     "proxy": ContainerResources("20m", "32Mi", "1", "128Mi"),
     # Measured at 10-20 MiB resident; a scrape every 15 s costs a few ms of CPU.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from .kube import Kube
 from .wait import wait_until
 
@@ -66,3 +68,49 @@ def config_epoch(kube: Kube, pod: str) -> int:
     reply = kube.sentinel(pod, "SENTINEL", "MASTER", "mymaster").split("\n")
     fields = dict(zip(reply[::2], reply[1::2], strict=False))
     return int(fields["config-epoch"])
+
+
+SENTINEL_CPU = r"""
+. /scripts/constants.sh || exit 1
+ticks() { sed 's/.*) //' /proc/1/stat | awk '{ print $12 + $13 }'; }
+window=$((BUSY_CHECK_SECONDS / 2))
+before=$(ticks)
+sleep "$window"
+echo "$(($(ticks) - before)) $((BUSY_CPU_TICKS / 2))"
+"""
+"""The CPU time (clock ticks) the Sentinel, its container's first process, uses over half a
+busy check of the pod's scripts, and the busy threshold for that time."""
+
+
+def spinning_sentinels(kube: Kube) -> dict[str, int]:
+    """The pods whose Sentinel used more CPU than the pod scripts' busy threshold over half a
+    busy check (measured in every pod at once), with the clock ticks it used."""
+    pods = kube.redis_pods()
+    samples: dict[str, str] = {}
+
+    def sample(pod: str) -> None:
+        samples[pod] = kube.exec(pod, "sentinel", "sh", "-c", SENTINEL_CPU, timeout=30)
+
+    threads = [threading.Thread(target=sample, args=(pod,)) for pod in pods]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spinning = {}
+    for pod, reply in samples.items():
+        used, threshold = (int(n) for n in reply.split())
+        if used > threshold:
+            spinning[pod] = used
+    return spinning
+
+
+def wait_no_sentinel_spins(kube: Kube, timeout: float = 90) -> None:
+    """Waits until no Sentinel spins (the pod scripts cure a spin within about 30 s of its
+    start); fails with the spinning ones and their clock ticks."""
+
+    def calm() -> bool:
+        spinning = spinning_sentinels(kube)
+        assert not spinning, f"Sentinel CPU ticks over half a busy check: {spinning}"
+        return True
+
+    wait_until(calm, timeout=timeout, message="no Sentinel spinning at its CPU limit")

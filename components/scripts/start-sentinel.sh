@@ -84,6 +84,59 @@ forget_removed_pods() {
     done
 }
 
+# cpu_ticks PID: the CPU time PID has used, user and system, in clock ticks.
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# commands_processed: how many commands this Sentinel has served since it started.
+commands_processed() {
+    sentinel_cmd localhost INFO stats | info_field total_commands_processed
+}
+
+# cure_busy_loop: Sentinel can spin at its CPU limit on a link whose socket holds an error that
+# reading never clears (EPOLLERR once a restarted pod's old address is gone: redis/redis#9956,
+# valkey-io/valkey#4766, unfixed in the engines shipped here), and stays throttled at its limit
+# for good. BUSY_CHECKS_IN_A_ROW checks with more CPU than BUSY_CPU_TICKS and fewer commands
+# served than BUSY_MAX_COMMANDS (a loaded Sentinel serves many) mean a spin: once no failover runs and every earlier pod's Sentinel has
+# its peers, SENTINEL RESET closes every link, and the Sentinel finds its replicas and peers
+# again within seconds.
+cure_busy_loop() {
+    busy=0
+    ticks=$(cpu_ticks $$)
+    commands=$(commands_processed || true)
+    while :; do
+        sleep "$BUSY_CHECK_SECONDS"
+        now_ticks=$(cpu_ticks $$)
+        [ -n "$now_ticks" ] || return 0
+        now_commands=$(commands_processed || true)
+        if [ $((now_ticks - ticks)) -gt "$BUSY_CPU_TICKS" ] &&
+            [ $((${now_commands:-0} - ${commands:-0})) -lt "$BUSY_MAX_COMMANDS" ]; then
+            busy=$((busy + 1))
+        else
+            busy=0
+        fi
+        log_ticks=$((now_ticks - ticks))
+        ticks=$now_ticks
+        commands=$now_commands
+        [ "$busy" -ge "$BUSY_CHECKS_IN_A_ROW" ] || continue
+        [ "$(master_set_fields localhost flags)" = master ] || continue
+        waiting=""
+        for peer in $(pod_hosts | head -n "$ORDINAL"); do
+            if sentinel_cmd "$peer" PING >/dev/null && ! settled "$peer"; then
+                waiting=$peer
+                break
+            fi
+        done
+        [ -z "$waiting" ] || continue
+        log "Sentinel spins: $log_ticks CPU ticks in ${BUSY_CHECK_SECONDS} s with few commands: SENTINEL RESET"
+        sentinel_cmd localhost SENTINEL RESET "$MASTER_SET" >/dev/null || true
+        busy=0
+        ticks=$(cpu_ticks $$)
+        commands=$(commands_processed || true)
+    done
+}
+
 # restart_for_new_certificate: stops this Sentinel (the shell's process, which it replaced by
 # exec) after this pod's share of the stagger, so it starts again on the renewed certificate.
 restart_for_new_certificate() {
@@ -129,6 +182,7 @@ umask 077
 } > "$STATE.new"
 mv "$STATE.new" "$STATE"
 forget_removed_pods &
+cure_busy_loop &
 # Sentinel cannot reload a certificate: after a renewal it stops and the kubelet restarts it on
 # the new one, each pod's Sentinel after its own delay so the quorum stays.
 on_certificate_change restart_for_new_certificate
