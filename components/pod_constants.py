@@ -45,7 +45,7 @@ SENTINEL_WAIT_SECONDS = 10
 """How long a starting pod waits for a majority of Sentinels to say who the master is."""
 FORGET_CHECK_SECONDS = 5
 """How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
-BUSY_CHECK_SECONDS = 10
+BUSY_CHECK_SECONDS = 5
 """How often a Sentinel's CPU time and commands are compared with the last check's."""
 BUSY_CHECKS_IN_A_ROW = 2
 """Busy checks in a row that make a spin: one busy check may be a burst of work."""

@@ -18,7 +18,7 @@ CLIENT_POD = "redis-client"
 CLIENT_IMAGE = "localhost/sophia/redis-client:7.0"
 CLI_IN_POD = """. /scripts/constants.sh || exit 1
 command -v "$CLI_BIN" >/dev/null 2>&1 ||
-    for CLI_BIN in redis-cli valkey-cli; do command -v "$CLI_BIN" >/dev/null 2>&1 && break; done
+    for CLI_BIN in $CLI_BINS; do command -v "$CLI_BIN" >/dev/null 2>&1 && break; done
 port=$REDIS_PORT
 [ "$1" = sentinel ] && port=$SENTINEL_PORT
 shift
@@ -30,7 +30,7 @@ exec "$CLI_BIN" $tls -p "$port" "$@"
 """Runs the CLI of the pod's engine with the arguments after ``sh -c CLI_IN_POD sh redis|sentinel``
 on the port (and with the TLS options) the pod's own scripts use. During an engine migration a
 pod still on the old image reads the new ``constants.sh`` (the ConfigMap keeps its name), whose
-CLI it lacks: then the CLI the image has."""
+CLI it lacks: then the first of every engine's CLIs (``CLI_BINS``) that the image has."""
 
 
 def kubectl_path() -> str:
