@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 from .kube import Kube
@@ -86,15 +87,20 @@ def spinning_sentinels(kube: Kube) -> dict[str, int]:
     check (measured in every pod at once), with the clock ticks it used."""
     pods = kube.redis_pods()
     samples: dict[str, str] = {}
+    failures: dict[str, str] = {}
 
     def sample(pod: str) -> None:
-        samples[pod] = kube.exec(pod, "sentinel", "sh", "-c", SENTINEL_CPU, timeout=30)
+        try:
+            samples[pod] = kube.exec(pod, "sentinel", "sh", "-c", SENTINEL_CPU, timeout=30)
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            failures[pod] = str(error)
 
     threads = [threading.Thread(target=sample, args=(pod,)) for pod in pods]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not failures, f"could not sample the Sentinels' CPU time: {failures}"
     spinning = {}
     for pod, reply in samples.items():
         used, threshold = (int(n) for n in reply.split())

@@ -58,11 +58,25 @@ settled() {
     [ "${sentinels:-0}" -ge $((REPLICAS - 1)) ] && [ "${replicas:-0}" -ge $((REPLICAS - 1)) ]
 }
 
+# reset_when_safe REASON: SENTINEL RESET, which drops every link and lets this Sentinel relearn
+# its replicas and peers, once no failover runs and the Sentinels of lower ordinals have found
+# their live peers, so that at most one Sentinel is relearning its view at any time; false when
+# it is not safe yet.
+reset_when_safe() {
+    [ "$(master_set_fields localhost flags)" = master ] || return 1
+    for peer in $(pod_hosts | head -n "$ORDINAL"); do
+        if sentinel_cmd "$peer" PING >/dev/null && ! settled "$peer"; then
+            return 1
+        fi
+    done
+    log "$1: SENTINEL RESET"
+    sentinel_cmd localhost SENTINEL RESET "$MASTER_SET" >/dev/null || true
+}
+
 # forget_removed_pods: after a scale-down the running Sentinels still count the removed pods,
 # and a Sentinel restarted while those pods were terminating learnt them again, so failover
 # majorities would be counted over pods that are gone. Once every such entry is down this
-# Sentinel resets itself; Sentinels go in ordinal order, each waiting until the ones before it
-# have found their live peers again, so at most one is relearning its view at any time.
+# Sentinel resets itself (reset_when_safe).
 forget_removed_pods() {
     while :; do
         sleep "$FORGET_CHECK_SECONDS"
@@ -70,17 +84,8 @@ forget_removed_pods() {
         if [ "${entries% *}" -eq 0 ] || [ "${entries#* }" -gt 0 ]; then
             continue
         fi
-        [ "$(master_set_fields localhost flags)" = master ] || continue
-        waiting=""
-        for peer in $(pod_hosts | head -n "$ORDINAL"); do
-            if sentinel_cmd "$peer" PING >/dev/null && ! settled "$peer"; then
-                waiting=$peer
-                break
-            fi
-        done
-        [ -z "$waiting" ] || continue
-        log "Sentinel still counts ${entries% *} replicas and Sentinels of removed pods: SENTINEL RESET"
-        sentinel_cmd localhost SENTINEL RESET "$MASTER_SET" >/dev/null || true
+        reset_when_safe \
+            "Sentinel still counts ${entries% *} replicas and Sentinels of removed pods" || true
     done
 }
 
@@ -98,8 +103,8 @@ commands_processed() {
 # reading never clears (EPOLLERR once a restarted pod's old address is gone: redis/redis#9956,
 # valkey-io/valkey#4766, unfixed in the engines shipped here), and stays throttled at its limit
 # for good. BUSY_CHECKS_IN_A_ROW checks with more CPU than BUSY_CPU_TICKS and fewer commands
-# served than BUSY_MAX_COMMANDS (a loaded Sentinel serves many) mean a spin: once no failover runs and every earlier pod's Sentinel has
-# its peers, SENTINEL RESET closes every link, and the Sentinel finds its replicas and peers
+# served than BUSY_MAX_COMMANDS (a loaded Sentinel serves many) mean a spin, which a reset
+# (reset_when_safe) ends: the Sentinel closes every link and finds its replicas and peers
 # again within seconds.
 cure_busy_loop() {
     busy=0
@@ -120,17 +125,8 @@ cure_busy_loop() {
         ticks=$now_ticks
         commands=$now_commands
         [ "$busy" -ge "$BUSY_CHECKS_IN_A_ROW" ] || continue
-        [ "$(master_set_fields localhost flags)" = master ] || continue
-        waiting=""
-        for peer in $(pod_hosts | head -n "$ORDINAL"); do
-            if sentinel_cmd "$peer" PING >/dev/null && ! settled "$peer"; then
-                waiting=$peer
-                break
-            fi
-        done
-        [ -z "$waiting" ] || continue
-        log "Sentinel spins: $log_ticks CPU ticks in ${BUSY_CHECK_SECONDS} s with few commands: SENTINEL RESET"
-        sentinel_cmd localhost SENTINEL RESET "$MASTER_SET" >/dev/null || true
+        reset_when_safe "Sentinel spins: $log_ticks CPU ticks in ${BUSY_CHECK_SECONDS} s with few commands" ||
+            continue
         busy=0
         ticks=$(cpu_ticks $$)
         commands=$(commands_processed || true)
