@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from typing import Any
 from automation.workspace import cache_dir, kubeconfig
 
 CLIENT_POD = "redis-client"
+SENTINEL_EVENT = re.compile(r"[#*] [+-][a-z]|Z [\w-]+-\d+: ")
+"""A Sentinel event line (``# +tilt``, ``* +slave``) or a line the Sentinel container's
+scripts logged (``<time>Z redis-1: ...``), in ``kubectl logs --timestamps`` output."""
 CLIENT_IMAGE = "localhost/sophia/redis-client:7.0"
 CLI_IN_POD = """. /scripts/constants.sh || exit 1
 command -v "$CLI_BIN" >/dev/null 2>&1 ||
@@ -103,13 +107,17 @@ class Kube:
 
     def handover_log(self) -> str:
         """What explains a hand-over after the fact: each server pod's log of its last preStop
-        hook (its next start prints it) and each proxy's server state changes, with the time
-        each line was logged."""
+        hook (its next start prints it), its Sentinel's events (``+tilt``, ``+sdown``,
+        ``+switch-master``, ...) and its Sentinel container's own lines (resets), and each
+        proxy's server state changes, with the time each line was logged."""
         sections = []
         for pod in self.redis_pods():
             lines = self.run("logs", "--timestamps", pod, "-c", "redis", check=False).stdout
             kept = [line for line in lines.splitlines() if "previous shutdown:" in line]
             sections.append(f"--- {pod} (redis):\n" + "\n".join(kept))
+            lines = self.run("logs", "--timestamps", pod, "-c", "sentinel", check=False).stdout
+            kept = [line for line in lines.splitlines() if SENTINEL_EVENT.search(line)]
+            sections.append(f"--- {pod} (sentinel):\n" + "\n".join(kept))
         proxies = self.json("get", "pods", "-l", "app.kubernetes.io/component=proxy")
         for pod in sorted(p["metadata"]["name"] for p in proxies["items"]):
             lines = self.run("logs", "--timestamps", pod, check=False).stdout

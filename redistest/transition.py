@@ -24,8 +24,10 @@ def turn_tls_on(release: Deployed, tls: dict[str, Any]) -> dict[str, Any]:
         release, "tls-transition", tls=json.dumps({**tls, "plaintext": True})
     )
     transition["published_scheme"] = release.url.split(":", 1)[0]
+    release.log(f"tls transition step: {transition}\n{release.kube.handover_log()}")
     tls_only, _, _ = change_under_writer(release, "tls-only", tls=json.dumps(tls))
     tls_only["published_scheme"] = release.url.split(":", 1)[0]
+    release.log(f"tls-only step: {tls_only}\n{release.kube.handover_log()}")
     return {
         "transition": transition,
         "tls_only": tls_only,

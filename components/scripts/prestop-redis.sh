@@ -1,6 +1,7 @@
 #!/bin/sh
 # preStop of the Redis container. On the master: choose the replicas the master role should go
-# to, wait until Sentinel would promote one of them, pause writes, wait until every replica
+# to, wait until a Sentinel would promote one of them (this pod's, or a peer's when this one
+# cannot: that one then leads the hand-over), pause writes, wait until every replica
 # holds every write, then have Sentinel fail over and wait until a quorum of Sentinels names the
 # new master. Pausing first is what keeps acknowledged writes: a plain SENTINEL FAILOVER leaves
 # the old master accepting writes that vanish when it is demoted. The pause outlives the pod,
@@ -69,13 +70,13 @@ for host in $replica_hosts; do
     fi
 done
 
-# promotable: "GOOD LAST" from the local Sentinel's view of the replicas: how many preferred
+# promotable SENTINEL: "GOOD LAST" from that Sentinel's view of the replicas: how many preferred
 # ones it would promote now (up, answering, recently informed, linked to this master), and how
 # many of the others it already knows as last choice. Sentinel refreshes replica INFO only
 # every 10 s and loses sight of a restarted pod until its new address resolves, which is
 # what makes SENTINEL FAILOVER answer NOGOODSLAVE right after a rolling update restarted them.
 promotable() {
-    sentinel_cmd localhost SENTINEL REPLICAS "$MASTER_SET" |
+    sentinel_cmd "$1" SENTINEL REPLICAS "$MASTER_SET" |
         entry_fields ip flags master-link-status last-ok-ping-reply info-refresh slave-priority | {
         good=0
         known_last=0
@@ -93,12 +94,12 @@ promotable() {
     }
 }
 
-# linked_sentinels: how many other Sentinels the local one has a working link to (no flag
+# linked_sentinels SENTINEL: how many other Sentinels that one has a working link to (no flag
 # but "sentinel", a ping answered within two ping periods). A coordinated failover's election
 # asks only those, and only once, when it starts; a link that still points at a restarted
 # pod's old address (Sentinel re-resolves the name only when it reconnects) costs that vote.
 linked_sentinels() {
-    sentinel_cmd localhost SENTINEL SENTINELS "$MASTER_SET" |
+    sentinel_cmd "$1" SENTINEL SENTINELS "$MASTER_SET" |
         entry_fields flags last-ok-ping-reply | {
         _linked=0
         while read -r _flags _ping; do
@@ -110,13 +111,9 @@ linked_sentinels() {
 }
 
 # A coordinated failover starts with an election, so it needs a majority of live Sentinels; a
-# plain SENTINEL FAILOVER is run by the local Sentinel alone. Asked before writes pause.
-# The election needs a majority of every Sentinel the local one knows, removed pods included:
-# only when it knows exactly the live pods' Sentinels is that the majority counted here.
+# plain SENTINEL FAILOVER is run by the Sentinel that gets it alone. Asked before writes pause.
 coordinated=0
-if [ "$COORDINATED_FAILOVER" = 1 ] &&
-    [ "$(master_set_fields localhost num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
-    [ "$(agreeing_sentinels "$SELF")" -ge "$MAJORITY" ]; then
+if [ "$COORDINATED_FAILOVER" = 1 ] && [ "$(agreeing_sentinels "$SELF")" -ge "$MAJORITY" ]; then
     coordinated=1
 fi
 
@@ -133,40 +130,78 @@ pause_writes() {
     log "preStop: writes paused; $acked of $replicas replicas hold every write"
 }
 
-# start_failover: SENTINEL FAILOVER, coordinated when it can be; the reply in failover_reply.
+# start_failover: SENTINEL FAILOVER to the leader, coordinated when it can be; the reply in
+# failover_reply.
 # A Sentinel that refuses COORDINATED (an older engine's, mid-migration) gets the plain one at
 # once, and the hand-over stays plain from then on.
 start_failover() {
     if [ "$coordinated" = 1 ]; then
-        failover_reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r')
+        failover_reply=$(sentinel_cmd "$leader" SENTINEL FAILOVER "$MASTER_SET" COORDINATED | tr -d '\r')
         case $failover_reply in
         OK | INPROG*) return 0 ;;
         esac
         coordinated=0
     fi
     pause_writes
-    failover_reply=$(sentinel_cmd localhost SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
+    failover_reply=$(sentinel_cmd "$leader" SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
 }
 
 last_choice_count=0
 for host in $last_choice; do
     last_choice_count=$((last_choice_count + 1))
 done
+
+# ready_to_lead SENTINEL: that Sentinel can run the hand-over now: it names this server master,
+# is not in TILT (for 30 s it would act on nothing), would promote a preferred replica, knows
+# every other replica as last choice and, for a coordinated failover, knows exactly the live
+# pods' Sentinels (the election needs a majority of every Sentinel it knows, removed pods
+# included) and has working links to enough of them to win. Prints its view when it can.
+ready_to_lead() {
+    _named=$(named_master "$1")
+    [ "$_named" = "$SELF" ] || { printf 'names %s master' "${_named:-no}"; return 1; }
+    [ "$(sentinel_cmd "$1" INFO sentinel | info_field sentinel_tilt)" = 0 ] ||
+        { printf 'is in TILT'; return 1; }
+    _view=$(promotable "$1")
+    _linked=$(linked_sentinels "$1")
+    printf '%s' "would promote ${_view% *} preferred replica(s), knows ${_view#* } of $last_choice_count others as last choice and is linked to $_linked other Sentinel(s)"
+    [ "${_view% *}" -gt 0 ] && [ "${_view#* }" -ge "$last_choice_count" ] || return 1
+    [ "$coordinated" = 0 ] && return 0
+    [ "$(master_set_fields "$1" num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
+        [ "$_linked" -ge "$((MAJORITY - 1))" ]
+}
+
+# choose_leader: the first Sentinel, this pod's before its peers', ready to lead the hand-over,
+# in leader; empty when none is, and the views of those that are not in views. This pod's Sentinel may have lost sight of the preferred
+# replica (its link still points at the address a restarted pod had; TILT) or may not reach it
+# at all (turning TLS on, a Sentinel of the previous spec speaks plain to replicas that have
+# closed their plain ports); a peer's that sees it runs the hand-over then.
+choose_leader() {
+    leader=""
+    views=""
+    for _candidate in localhost $(pod_hosts peers); do
+        if _seen=$(ready_to_lead "$_candidate"); then
+            leader=$_candidate
+            log "preStop: the Sentinel at $leader leads the hand-over: it $_seen"
+            return 0
+        fi
+        views="$views; $_candidate $_seen"
+    done
+}
+
 ready_deadline=$(($(date +%s) + PROMOTABLE_WAIT_SECONDS))
-view="0 0"
-linked=$(linked_sentinels)
-log "preStop: the Sentinel is linked to $linked other Sentinel(s)"
-while [ "$(date +%s)" -lt "$ready_deadline" ]; do
-    view=$(promotable)
-    linked=$(linked_sentinels)
-    [ "${view% *}" -gt 0 ] && [ "${view#* }" -ge "$last_choice_count" ] &&
-        { [ "$coordinated" = 0 ] || [ "$linked" -ge "$((MAJORITY - 1))" ]; } && break
+choose_leader
+while [ -z "$leader" ] && [ "$(date +%s)" -lt "$ready_deadline" ]; do
     sleep "$POLL_SECONDS"
+    choose_leader
 done
-log "preStop: the Sentinel would promote ${view% *} preferred replica(s), knows ${view#* } of $last_choice_count others as last choice and is linked to $linked other Sentinel(s)"
-if [ "$coordinated" = 1 ] && [ "$linked" -lt "$((MAJORITY - 1))" ]; then
+if [ -z "$leader" ] && [ "$coordinated" = 1 ]; then
+    log "preStop: no Sentinel ready for a coordinated failover in time$views"
     coordinated=0
-    log "preStop: the Sentinel is linked to $linked other Sentinel(s), too few to win the coordinated failover's election: plain failover"
+    choose_leader
+fi
+if [ -z "$leader" ]; then
+    leader=localhost
+    log "preStop: no Sentinel would promote a preferred replica in time; this pod's leads$views"
 fi
 
 # leave_network: no new TCP connection, and the applications' connections closed. A client
@@ -269,7 +304,7 @@ handed_over_to() {
 state=""
 repointed=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
-    current=$(named_master localhost)
+    current=$(named_master "$leader")
     successor=$current
     if [ -z "$successor" ] || [ "$successor" = "$SELF" ]; then
         successor=$(handed_over_to)
@@ -292,7 +327,7 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         sleep "$PROXY_NOTICE_SECONDS"
         exit 0
     fi
-    now=$(master_set_fields localhost flags failover-state)
+    now=$(master_set_fields "$leader" flags failover-state)
     role=$(local_redis_cmd ROLE | head -n 1)
     case $now in
     *disconnected*)

@@ -166,3 +166,38 @@ def test_an_application_let_in_while_the_port_is_reopened_never_meets_readonly(
     shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
     assert "port open again" in shutdown_log, shutdown_log
     assert replies["OK"] > 0 and replies["READONLY"] == 0, replies
+
+
+def test_a_peer_sentinel_leads_the_handover_when_the_local_one_hangs(
+    loopback: LoopbackFactory,
+) -> None:
+    """The master's own Sentinel cannot run the hand-over (hung here; elsewhere in TILT, blind
+    to a restarted replica, or speaking plain to replicas that closed their plain ports): a
+    peer's Sentinel that sees the preferred replica leads it, and nothing waits for a crash
+    failover."""
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    hooks: dict[str, float] = {}
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        old.signal("sentinel", signal.SIGSTOP)
+        deletion = threading.Thread(target=lambda: hooks.update(old.delete()), daemon=True)
+        try:
+            deletion.start()
+            cluster.wait(
+                lambda: not old.containers["redis"].running(), 40, "the old master's hook ends"
+            )
+        finally:
+            old.signal("sentinel", signal.SIGCONT)
+            deletion.join(40)
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
+    assert "leads the hand-over" in shutdown_log, shutdown_log
+    assert "the Sentinel at localhost leads" not in shutdown_log, shutdown_log
+    assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
+    assert hooks["redis"] < cluster.settings.termination_grace_period_seconds - 6, hooks
+    assert new.ordinal == 1, "the peer promotes the preferred replica, the lowest ordinal"
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
