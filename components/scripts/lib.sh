@@ -217,6 +217,12 @@ named_master() {
     sentinel_cmd "$1" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | head -n 1 | tr -d '\r'
 }
 
+# named_master_address HOST: "HOST PORT" of the master the Sentinel at HOST names, empty when
+# it names none.
+named_master_address() {
+    sentinel_cmd "$1" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | tr -d '\r' | paste -s -d ' ' -
+}
+
 # password_hash PASSWORD: the SHA-256 form ACL rules accept, so configs hold no plain text.
 password_hash() {
     printf '%s' "$1" | sha256sum | cut -d ' ' -f 1

@@ -155,7 +155,11 @@ done
 # is not in TILT (for 30 s it would act on nothing), would promote a preferred replica, knows
 # every other replica as last choice and, for a coordinated failover, knows exactly the live
 # pods' Sentinels (the election needs a majority of every Sentinel it knows, removed pods
-# included) and has working links to enough of them to win. Prints its view when it can.
+# included), has working links to enough of them to win, and a majority names this server at
+# the same address as it does: a Sentinel votes only for a failover of the master it knows at
+# the address the request names (SENTINEL IS-MASTER-DOWN-BY-ADDR), and while TLS goes
+# TLS-only, Sentinels of the previous spec name the plain port, those of the new one the TLS
+# port. Prints its view when it can.
 ready_to_lead() {
     _named=$(named_master "$1")
     [ "$_named" = "$SELF" ] || { printf 'names %s master' "${_named:-no}"; return 1; }
@@ -166,8 +170,10 @@ ready_to_lead() {
     printf '%s' "would promote ${_view% *} preferred replica(s), knows ${_view#* } of $last_choice_count others as last choice and is linked to $_linked other Sentinel(s)"
     [ "${_view% *}" -gt 0 ] && [ "${_view#* }" -ge "$last_choice_count" ] || return 1
     [ "$coordinated" = 0 ] && return 0
+    _same_address=$(printf '%s\n' "$addresses" | grep -c -x -F "$(named_master_address "$1")")
+    printf ', %s Sentinel(s) name this server at its address' "$_same_address"
     [ "$(master_set_fields "$1" num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
-        [ "$_linked" -ge "$((MAJORITY - 1))" ]
+        [ "$_linked" -ge "$((MAJORITY - 1))" ] && [ "$_same_address" -ge "$MAJORITY" ]
 }
 
 # choose_leader: the first Sentinel, this pod's before its peers', ready to lead the hand-over,
@@ -178,10 +184,17 @@ ready_to_lead() {
 choose_leader() {
     leader=""
     views=""
+    addresses=""
+    if [ "$coordinated" = 1 ]; then
+        addresses=$(for _host in $(pod_hosts); do
+            named_master_address "$_host"
+            echo
+        done)
+    fi
     for _candidate in localhost $(pod_hosts peers); do
         if _seen=$(ready_to_lead "$_candidate"); then
             leader=$_candidate
-            log "preStop: the Sentinel at $leader leads the hand-over: it $_seen"
+            log "preStop: the Sentinel at $leader leads the hand-over: it $_seen${views:+ (not ready$views)}"
             return 0
         fi
         views="$views; $_candidate $_seen"
