@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,21 @@ def config_value(kube: Kube, pod: str, name: str) -> str:
 
 def log(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@contextmanager
+def sentinel_logs_kept(release: Deployed) -> Iterator[None]:
+    """Writes every Sentinel's log of the block to the integration log, those of the pods the
+    block deleted included (their logs go with them), also when the block fails."""
+    kept = FollowedLogs()
+    try:
+        with followed_logs(release.kube) as kept:
+            yield
+    finally:
+        release.log(
+            "every Sentinel's log while the step ran:\n"
+            + "\n".join(f"--- {pod} (sentinel):\n{text}" for pod, text in kept.sentinels.items())
+        )
 
 
 def failure_text(error: BaseException) -> str:
@@ -610,7 +626,9 @@ class Bench:
             with own_stack(TLS_STACK, TLS_NAMESPACE, **engine) as release:
                 release.up()
                 start_client_pod(release.kube)
-                measured = turn_tls_on(release, TLS_CONFIG)
+                measured = turn_tls_on(
+                    release, TLS_CONFIG, watch_tls_only=lambda: sentinel_logs_kept(release)
+                )
             return {
                 **{f"transition_{k}": v for k, v in measured["transition"].items()},
                 **{f"tls_only_{k}": v for k, v in measured["tls_only"].items()},

@@ -72,14 +72,15 @@ def config_epoch(kube: Kube, pod: str) -> int:
 
 
 SENTINEL_CPU = r"""
-. /scripts/constants.sh || exit 1
-ticks() { sed 's/.*) //' /proc/1/stat | awk '{ print $12 + $13 }'; }
-before=$(ticks)
+. /scripts/lib.sh || exit 1
+before=$(cpu_ticks 1)
 sleep "$BUSY_CHECK_SECONDS"
-echo "$(($(ticks) - before)) $BUSY_CPU_TICKS"
+echo "$(($(cpu_ticks 1) - before)) $BUSY_CPU_TICKS"
 """
 """The CPU time (clock ticks) the Sentinel, its container's first process, uses over one busy
-check of the pod's scripts, and the busy threshold for that time."""
+check of the pod's scripts (lib.sh's ``cpu_ticks``, as the pod's own check measures it), and
+the busy threshold for that time. Run with ``$0`` in ``/scripts``, where lib.sh finds
+constants.sh."""
 
 
 def spinning_sentinels(kube: Kube) -> dict[str, int]:
@@ -91,7 +92,9 @@ def spinning_sentinels(kube: Kube) -> dict[str, int]:
 
     def sample(pod: str) -> None:
         try:
-            samples[pod] = kube.exec(pod, "sentinel", "sh", "-c", SENTINEL_CPU, timeout=30)
+            samples[pod] = kube.exec(
+                pod, "sentinel", "sh", "-c", SENTINEL_CPU, "/scripts/sentinel-cpu", timeout=30
+            )
         except (AssertionError, subprocess.TimeoutExpired) as error:
             failures[pod] = str(error)
 

@@ -223,6 +223,11 @@ named_master_address() {
     sentinel_cmd "$1" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_SET" | tr -d '\r' | paste -s -d ' ' -
 }
 
+# cpu_ticks PID: the CPU time PID has used, user and system, in clock ticks.
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
 # password_hash PASSWORD: the SHA-256 form ACL rules accept, so configs hold no plain text.
 password_hash() {
     printf '%s' "$1" | sha256sum | cut -d ' ' -f 1

@@ -89,11 +89,6 @@ forget_removed_pods() {
     done
 }
 
-# cpu_ticks PID: the CPU time PID has used, user and system, in clock ticks.
-cpu_ticks() {
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-
 # commands_processed: how many commands this Sentinel has served since it started.
 commands_processed() {
     sentinel_cmd localhost INFO stats | info_field total_commands_processed
@@ -115,17 +110,17 @@ cure_busy_loop() {
         now_ticks=$(cpu_ticks $$)
         [ -n "$now_ticks" ] || return 0
         now_commands=$(commands_processed || true)
-        if [ $((now_ticks - ticks)) -gt "$BUSY_CPU_TICKS" ] &&
+        used_ticks=$((now_ticks - ticks))
+        if [ "$used_ticks" -gt "$BUSY_CPU_TICKS" ] &&
             [ $((${now_commands:-0} - ${commands:-0})) -lt "$BUSY_MAX_COMMANDS" ]; then
             busy=$((busy + 1))
         else
             busy=0
         fi
-        log_ticks=$((now_ticks - ticks))
         ticks=$now_ticks
         commands=$now_commands
         [ "$busy" -ge "$BUSY_CHECKS_IN_A_ROW" ] || continue
-        reset_when_safe "Sentinel spins: $log_ticks CPU ticks in ${BUSY_CHECK_SECONDS} s with few commands" ||
+        reset_when_safe "Sentinel spins: $used_ticks CPU ticks in ${BUSY_CHECK_SECONDS} s with few commands" ||
             continue
         busy=0
         ticks=$(cpu_ticks $$)
