@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from .naming import REDIS_PORT
+from .naming import REDIS_PORT, Names
 from .pod_constants import (
     CONSTANTS_FILE,
     REDIS_SOCKET,
@@ -127,3 +127,15 @@ def checksum(files: dict[str, str]) -> str:
         digest.update(files[name].encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def revision_config_map(settings: RedisSettings) -> str:
+    """The name of the ConfigMap holding ``config_files(settings)``: the release's config name
+    and the files' checksum. Each revision of the pods mounts its own, immutable, so a pod of
+    the previous revision runs its own scripts with its own constants to the end of a roll. A
+    ConfigMap shared by every revision changes under the running pods once the kubelet syncs
+    it, about a minute into a roll: the last pods of the previous spec then ran the next spec's
+    scripts and ports (while TLS goes TLS-only, a replica told to replicate from the TLS port it
+    cannot speak). The previous revision's ConfigMap is deleted once ``pulumi up`` has seen the
+    StatefulSet roll out."""
+    return f"{Names.of(settings).config_map}-{checksum(config_files(settings))[:10]}"

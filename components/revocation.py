@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .conf import revision_config_map
 from .credentials import ADMIN, APPLICATION, INTERNAL_CREDENTIALS, Credential
 from .naming import Names, common_labels, image_version
 from .pod_constants import SCRIPTS_MOUNT, TMP_MOUNT
@@ -127,7 +128,7 @@ def revocation_job_spec(settings: RedisSettings, names: Names, revoked: RevokedP
                 "volumes": [
                     {
                         "name": "scripts",
-                        "configMap": {"name": names.config_map, "defaultMode": 0o555},
+                        "configMap": {"name": revision_config_map(settings), "defaultMode": 0o555},
                     },
                     {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
                     *tls_volumes(settings, names),

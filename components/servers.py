@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .access import WorkloadAccess
-from .conf import checksum, config_files
+from .conf import checksum, config_files, revision_config_map
 from .migration import ENGINE_ANNOTATION, wanted_deployment
 from .naming import Names
 from .role import RoleComponent, object_metadata
@@ -71,8 +71,9 @@ class RedisServers(RoleComponent):
         files = config_files(settings)
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata=object_metadata(settings, names.config_map),
+            metadata=object_metadata(settings, revision_config_map(settings)),
             data=files,
+            immutable=True,
             opts=in_namespace,
         )
         # The headless Service skips the provider's await: it waits for nothing on a headless

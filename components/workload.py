@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conf import SCRIPT_VOLUME_FILES
+from .conf import SCRIPT_VOLUME_FILES, revision_config_map
 from .credentials import (
     ADMIN,
     APPLICATION,
@@ -283,7 +283,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                     {
                         "name": "config",
                         "configMap": {
-                            "name": names.config_map,
+                            "name": revision_config_map(settings),
                             "items": [
                                 {"key": "redis.conf", "path": "redis.conf"},
                                 {"key": "sentinel.conf", "path": "sentinel.conf"},
@@ -293,7 +293,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                     {
                         "name": "scripts",
                         "configMap": {
-                            "name": names.config_map,
+                            "name": revision_config_map(settings),
                             "defaultMode": 0o555,
                             "items": [{"key": n, "path": n} for n in SCRIPT_VOLUME_FILES],
                         },

@@ -8,9 +8,8 @@
 # shellcheck source=constants.sh
 . "${0%/*}/constants.sh"
 
-# installed NAME...: the first NAME this image has. The ConfigMap keeps its name when its
-# content changes, so a pod still on the previous revision (another engine's image, during a
-# migration) can read a constants.sh written for the next one.
+# installed NAME...: the first NAME this image has: images of one engine differ in which of
+# the engines' binary names they ship (some Valkey images also have the redis-* ones).
 installed() {
     for _candidate in "$@"; do
         if command -v "$_candidate" >/dev/null 2>&1; then

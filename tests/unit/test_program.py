@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pulumi
 import pytest
 
+from components.conf import checksum
 from tests.harness import (
     FAKE_CA_CERTIFICATE,
     FAKE_PASSWORD,
@@ -421,8 +422,43 @@ def test_config_change_rolls_the_pods() -> None:
     assert before["checksum/config"] != after["checksum/config"]
 
 
+def server_config_map(deployment: Deployment) -> Registered:
+    (config_map,) = [
+        r
+        for r in deployment.of_type(CONFIG_MAP)
+        if r.inputs["metadata"]["name"].startswith("redis-config-")
+    ]
+    return config_map
+
+
+def test_each_config_revision_has_a_config_map_of_its_own() -> None:
+    before, after = deployed("dev"), deploy_with("dev", maxmemoryPolicy="allkeys-lru")
+    names = []
+    for deployment in (before, after):
+        config_map = server_config_map(deployment)
+        name = config_map.inputs["metadata"]["name"]
+        assert config_map.inputs["immutable"] is True
+        assert name == f"redis-config-{checksum(config_map.inputs['data'])[:10]}"
+        mounted = {
+            v["configMap"]["name"] for v in pod_spec(deployment)["volumes"] if "configMap" in v
+        }
+        assert mounted == {name}
+        names.append(name)
+    assert names[0] != names[1], "a new revision must not change the files of running pods"
+    revoked = deploy_with("dev", passwordGeneration="2", revokedPasswordGeneration="1")
+    (job,) = revoked.of_type(JOB)
+    job_volumes = job.inputs["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "scripts",
+        "configMap": {
+            "name": server_config_map(revoked).inputs["metadata"]["name"],
+            "defaultMode": 0o555,
+        },
+    } in job_volumes
+
+
 def test_config_map_holds_the_rendered_config() -> None:
-    data = deployed("prod").one(CONFIG_MAP, "redis-config").inputs["data"]
+    data = server_config_map(deployed("prod")).inputs["data"]
     conf = data["redis.conf"]
     assert "appendonly yes" in conf and "appendfsync everysec" in conf
     assert f"maxmemory {6 * 1024**3}" in conf
