@@ -940,8 +940,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the benchmark could not start: {failure_text(error)}", file=sys.stderr)
         return 2
     bench = Bench(deployed, args, results)
-    bench.run(selected)
-    bench.save()
+    try:
+        bench.run(selected)
+    finally:
+        bench.save()
+        if engine_stack(engine)[0] is not None:
+            # Its pods' CPU requests would leave later deploys unschedulable on a small node.
+            log(f"destroying the {engine} stack")
+            deployed.stack.destroy(color="never")
     print()
     print(summary(results))
     print(f"\nresults: {args.results}")
