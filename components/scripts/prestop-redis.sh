@@ -176,11 +176,12 @@ ready_to_lead() {
         [ "$_linked" -ge "$((MAJORITY - 1))" ] && [ "$_same_address" -ge "$MAJORITY" ]
 }
 
-# choose_leader: the first Sentinel, this pod's before its peers', ready to lead the hand-over,
-# in leader; empty when none is, and the views of those that are not in views. This pod's Sentinel may have lost sight of the preferred
-# replica (its link still points at the address a restarted pod had; TILT) or may not reach it
-# at all (turning TLS on, a Sentinel of the previous spec speaks plain to replicas that have
-# closed their plain ports); a peer's that sees it runs the hand-over then.
+# choose_leader: the first Sentinel, this pod's before its peers', ready to lead the hand-over
+# (silent_leader, a leader that stopped answering, is not asked), in leader; empty when none
+# is, and the views of those that are not in views. This pod's Sentinel may have lost sight of
+# the preferred replica (its link still points at the address a restarted pod had; TILT) or
+# may not reach it at all (turning TLS on, a Sentinel of the previous spec speaks plain to
+# replicas that have closed their plain ports); a peer's that sees it runs the hand-over then.
 choose_leader() {
     leader=""
     views=""
@@ -192,6 +193,7 @@ choose_leader() {
         done)
     fi
     for _candidate in localhost $(pod_hosts peers); do
+        [ "$_candidate" != "${silent_leader:-}" ] || continue
         if _seen=$(ready_to_lead "$_candidate"); then
             leader=$_candidate
             log "preStop: the Sentinel at $leader leads the hand-over: it $_seen${views:+ (not ready$views)}"
@@ -314,6 +316,31 @@ handed_over_to() {
         printf '%s\n' "$_info" | info_field master_host
 }
 
+# see_handover_through: FAILOVER TO made this server a replica of $successor, but the Sentinel
+# that ran the coordinated failover names this server still, or no longer answers: it died or
+# stopped before telling its peers, or ended the failover before it saw the promotion (seen
+# while TLS went TLS-only). The other Sentinels name this server too, and once its role has
+# read "slave" for down-after plus two INFO periods they fail it over by themselves, to a
+# replica this hook did not choose (there: not the promoted one, whose writes were lost). A
+# plain SENTINEL FAILOVER through a Sentinel ready to lead promotes the preferred replica, the
+# one already master, and points the others at it: nothing it took is lost.
+# Until a Sentinel takes the request, it is asked again on the next poll.
+see_handover_through() {
+    coordinated=0
+    choose_leader
+    if [ -z "$leader" ]; then
+        log "preStop: demoted, following $successor, but the Sentinels name ${current:-no master} and none is ready to fail over to it$views"
+        coordinated=1
+        return 0
+    fi
+    failover_reply=$(sentinel_cmd "$leader" SENTINEL FAILOVER "$MASTER_SET" | tr -d '\r')
+    log "preStop: demoted, following $successor, but the Sentinels name ${current:-no master}; SENTINEL FAILOVER at $leader: $failover_reply"
+    case $failover_reply in
+    OK | INPROG*) ;;
+    *) coordinated=1 ;;
+    esac
+}
+
 state=""
 repointed=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
@@ -328,8 +355,9 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     fi
     # Returning lets the pod stop, Sentinel included, which may be the one leading the
     # failover: first make sure a quorum has learnt the new master from it.
-    if [ -n "$current" ] && [ "$current" != "$SELF" ] && [ "$(agreeing_sentinels "$current")" -ge "$QUORUM" ]; then
-        log "preStop: $current is master now, named by a quorum of Sentinels"
+    if [ -n "$successor" ] && [ "$successor" != "$SELF" ] &&
+        [ "$(agreeing_sentinels "$successor")" -ge "$QUORUM" ]; then
+        log "preStop: $successor is master now, named by a quorum of Sentinels"
         stop_watcher
         # Equal priorities again: a later crash failover must pick the most up-to-date replica.
         for host in $last_choice; do
@@ -340,7 +368,12 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         sleep "$PROXY_NOTICE_SECONDS"
         exit 0
     fi
-    now=$(master_set_fields "$leader" flags failover-state)
+    now=""
+    silent_leader=$leader
+    if [ -n "$current" ]; then
+        now=$(master_set_fields "$leader" flags failover-state)
+        silent_leader=""
+    fi
     role=$(local_redis_cmd ROLE | head -n 1)
     case $now in
     *disconnected*)
@@ -355,6 +388,8 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
             coordinated=0
             start_failover
             log "preStop: the coordinated failover ended without a new master; SENTINEL FAILOVER: $failover_reply"
+        elif [ "$coordinated" = 1 ] && [ "$current" != "$successor" ]; then
+            see_handover_through
         fi
         ;;
     esac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import threading
 import time
@@ -14,6 +15,7 @@ import redis
 from components.credentials import ADMIN, SENTINEL
 
 from .conftest import LoopbackFactory
+from .loopback import Pod
 from .writer import Writer, lost_writes
 
 
@@ -166,6 +168,78 @@ def test_an_application_let_in_while_the_port_is_reopened_never_meets_readonly(
     shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
     assert "port open again" in shutdown_log, shutdown_log
     assert replies["OK"] > 0 and replies["READONLY"] == 0, replies
+
+
+def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
+    loopback: LoopbackFactory,
+) -> None:
+    """FAILOVER TO has made the old master a replica of the promoted one, but the Sentinel
+    leading the coordinated failover stops before it tells its peers (elsewhere it ended the
+    failover before it saw the promotion): the peers still name the old master. The hook has a
+    peer fail over to the promoted server, so the Sentinels name the server that took the
+    writes, and none of them is lost."""
+    cluster = loopback()
+    assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    local = redis.Redis(
+        unix_socket_path=str(old.dir / "run" / "redis.sock"),
+        username=ADMIN.redis_user,
+        password=cluster.secret[ADMIN.secret_key],
+        socket_timeout=2,
+    )
+    shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
+    demoted = threading.Event()
+    stopped: list[Pod] = []
+
+    def leading_pod() -> Pod | None:
+        log = shutdown_log_path.read_text() if shutdown_log_path.exists() else ""
+        found = re.search(r"the Sentinel at (\S+) leads", log)
+        if found is None:
+            return None
+        if found.group(1) == "localhost":
+            return old
+        return cluster.pod(int(found.group(1).split(".")[0].rsplit("-", 1)[1]))
+
+    def stop_leader_on_demotion() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if local.info("replication")["role"] != "master":
+                    leader = leading_pod()
+                    if leader is not None:
+                        leader.signal("sentinel", signal.SIGSTOP)
+                        stopped.append(leader)
+                    demoted.set()
+                    return
+            time.sleep(0.005)
+
+    hooks: dict[str, float] = {}
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        stopper = threading.Thread(target=stop_leader_on_demotion, daemon=True)
+        stopper.start()
+        deletion = threading.Thread(target=lambda: hooks.update(old.delete()), daemon=True)
+        try:
+            deletion.start()
+            cluster.wait(demoted.is_set, 30, "the old master is demoted")
+            cluster.wait(
+                lambda: not old.containers["redis"].running(), 40, "the old master's hook ends"
+            )
+        finally:
+            for pod in stopped:
+                pod.signal("sentinel", signal.SIGCONT)
+            deletion.join(40)
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    shutdown_log = shutdown_log_path.read_text()
+    assert stopped, f"no Sentinel led the coordinated failover:\n{shutdown_log}"
+    assert "but the Sentinels name" in shutdown_log, shutdown_log
+    assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
+    assert hooks["redis"] < cluster.settings.termination_grace_period_seconds - 6, hooks
+    assert new.ordinal == 1, "the server FAILOVER TO promoted stays master"
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
 
 
 def test_a_peer_sentinel_leads_the_handover_when_the_local_one_hangs(
