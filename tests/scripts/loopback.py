@@ -483,6 +483,16 @@ class Pod:
             retry=NO_RETRY,
         )
 
+    def local_client(self) -> redis.Redis:
+        """The admin user on this pod's Redis through its Unix socket, which stays open while
+        a hand-over has closed the TCP port."""
+        return redis.Redis(
+            unix_socket_path=str(self.dir / "run" / "redis.sock"),
+            username=ADMIN.redis_user,
+            password=self.owner.secret[ADMIN.secret_key],
+            socket_timeout=2,
+        )
+
     def app_client(self, password: str | None = None) -> redis.Redis:
         """The application user on this pod's Redis."""
         return self.client(password or self.owner.password, APPLICATION.redis_user)

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import redis
 
-from components.credentials import ADMIN, SENTINEL
+from components.credentials import SENTINEL
 
 from .conftest import LoopbackFactory
 from .loopback import Pod
@@ -122,12 +122,7 @@ def test_an_application_let_in_while_the_port_is_reopened_never_meets_readonly(
     cluster = loopback()
     cluster.start()
     old = cluster.wait_healthy(60)
-    local = redis.Redis(
-        unix_socket_path=str(old.dir / "run" / "redis.sock"),
-        username=ADMIN.redis_user,
-        password=cluster.secret[ADMIN.secret_key],
-        socket_timeout=2,
-    )
+    local = old.local_client()
     replies: Counter[str] = Counter()
     done = threading.Event()
 
@@ -182,12 +177,7 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
     assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
     cluster.start()
     old = cluster.wait_healthy(60)
-    local = redis.Redis(
-        unix_socket_path=str(old.dir / "run" / "redis.sock"),
-        username=ADMIN.redis_user,
-        password=cluster.secret[ADMIN.secret_key],
-        socket_timeout=2,
-    )
+    local = old.local_client()
     shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
     demoted = threading.Event()
     stopped: list[Pod] = []
