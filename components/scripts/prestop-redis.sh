@@ -247,8 +247,11 @@ request_acks() {
     done
 }
 
-# watch_demotion: in the background, leaves the network again the moment this server stops
-# being master, should reopen_port have opened it, and speeds up a FAILOVER TO in progress.
+# watch_demotion: in the background, leaves the network again, should reopen_port have opened
+# it, once FAILOVER TO has reached this server (the Sentinel's link did its work, and the
+# demotion follows as soon as the target holds every write: an application let in meanwhile
+# would meet READONLY after it) or this server stopped being master; and speeds up a FAILOVER
+# TO in progress.
 watch_demotion() {
     while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         _replication=$(local_redis_cmd INFO replication)
@@ -256,9 +259,13 @@ watch_demotion() {
             ports_closed || leave_network
             return 0
         fi
-        if [ "$(printf '%s\n' "$_replication" | info_field master_failover_state)" = waiting-for-sync ]; then
+        case $(printf '%s\n' "$_replication" | info_field master_failover_state) in
+        waiting-for-sync)
+            ports_closed || leave_network
             request_acks
-        fi
+            ;;
+        failover-in-progress) ports_closed || leave_network ;;
+        esac
         sleep "$DEMOTION_POLL_SECONDS"
     done
 }
