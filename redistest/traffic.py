@@ -224,6 +224,13 @@ def wait_for_writes(writer: Writer, since: float, timeout: float = 60) -> Progre
         raise AssertionError(f"{error}; writer log: {log.stdout[-2000:]!r}") from None
 
 
+def remove_writer_files(writer: Writer) -> None:
+    """Removes the writer's files, its configuration with the URL's password among them: the
+    client pod's ``/tmp`` is a small emptyDir, and a benchmark's writers fill it (each keeps
+    every confirmed write, megabytes a run; the kubelet evicted the pod after 19 runs)."""
+    writer.kube.run("exec", CLIENT_POD, "--", "sh", "-c", 'rm -f "$0".*', writer.base, check=False)
+
+
 def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
     """Waits for the writer to end (its duration, or a stop), then reads what it saw."""
 
@@ -243,6 +250,7 @@ def finish_writer(writer: Writer, prefix: str, timeout: float) -> WriterRun:
             )
             raise AssertionError(f"writer produced no result: {log.stdout[-2000:]}") from None
     data = json.loads(text)
+    remove_writer_files(writer)
     return WriterRun(
         confirmed=[(int(s), float(t)) for s, t in data["confirmed"]],
         readonly=data["readonly"],
