@@ -344,7 +344,9 @@ see_handover_through() {
     log "preStop: demoted, following $successor, but the Sentinels name ${current:-no master}; SENTINEL FAILOVER at $leader: $failover_reply"
     case $failover_reply in
     OK | INPROG*) ;;
-    *) coordinated=1 ;;
+    *)
+        coordinated=1
+        ;;
     esac
 }
 
