@@ -916,6 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     selected = list(dict.fromkeys(args.only or SECTIONS))
     engine = args.engine or default_engine()
+    stack = engine_stack(engine)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "engine": engine,
@@ -933,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
             log("starting the local cluster")
             start_cluster()
             log(f"deploying the local stack on {engine}")
-            deployed = deploy_local(*engine_stack(engine))
+            deployed = deploy_local(*stack)
         log("starting the client pod")
         start_client_pod(deployed.kube)
     except Exception as error:
@@ -944,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.run(selected)
     finally:
         bench.save()
-        if engine_stack(engine)[0] is not None:
+        if stack[0] is not None:
             # Its pods' CPU requests would leave later deploys unschedulable on a small node.
             log(f"destroying the {engine} stack")
             deployed.stack.destroy(color="never")

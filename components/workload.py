@@ -252,6 +252,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
     """The StatefulSet spec; ``annotations`` go on the pod template (config checksums)."""
     selector = selector_labels(names, "server")
     labels = common_labels(names, "server", image_version(settings.image))
+    config_map = revision_config_map(settings)
     return {
         "replicas": settings.replicas,
         "serviceName": names.headless_service,
@@ -283,7 +284,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                     {
                         "name": "config",
                         "configMap": {
-                            "name": revision_config_map(settings),
+                            "name": config_map,
                             "items": [
                                 {"key": "redis.conf", "path": "redis.conf"},
                                 {"key": "sentinel.conf", "path": "sentinel.conf"},
@@ -293,7 +294,7 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
                     {
                         "name": "scripts",
                         "configMap": {
-                            "name": revision_config_map(settings),
+                            "name": config_map,
                             "defaultMode": 0o555,
                             "items": [{"key": n, "path": n} for n in SCRIPT_VOLUME_FILES],
                         },

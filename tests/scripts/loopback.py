@@ -623,9 +623,12 @@ class LoopbackSet:
     def running(self) -> list[Pod]:
         return [pod for pod in self.pods.values() if not pod._stop.is_set()]
 
+    def host_ordinal(self, host: str) -> int:
+        """The ordinal of the pod a host name (``redis-1.redis-headless...``) names."""
+        return int(host.split(".", 1)[0].rsplit("-", 1)[1])
+
     def host_address(self, host: str) -> str:
-        ordinal = int(host.split(".", 1)[0].rsplit("-", 1)[1])
-        return self.address(ordinal)
+        return self.address(self.host_ordinal(host))
 
     def masters(self) -> list[Pod]:
         return [pod for pod in self.running() if pod.role() == "master"]

@@ -189,7 +189,7 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
             return None
         if found.group(1) == "localhost":
             return old
-        return cluster.pod(int(found.group(1).split(".")[0].rsplit("-", 1)[1]))
+        return cluster.pod(cluster.host_ordinal(found.group(1)))
 
     def stop_leader_on_demotion() -> None:
         deadline = time.monotonic() + 30
