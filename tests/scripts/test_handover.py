@@ -204,12 +204,11 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
                     return
             time.sleep(0.005)
 
-    hooks: dict[str, float] = {}
     with Writer(cluster) as writer:
         writer.wait_confirmed(300)
         stopper = threading.Thread(target=stop_leader_on_demotion, daemon=True)
         stopper.start()
-        deletion = threading.Thread(target=lambda: hooks.update(old.delete()), daemon=True)
+        deletion = threading.Thread(target=old.delete, daemon=True)
         try:
             deletion.start()
             cluster.wait(demoted.is_set, 30, "the old master is demoted")
@@ -225,8 +224,11 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
     shutdown_log = shutdown_log_path.read_text()
     assert stopped, f"no Sentinel led the coordinated failover:\n{shutdown_log}"
     assert "but the Sentinels name" in shutdown_log, shutdown_log
+    # Ended by the quorum naming the new master, not by its budget; how soon depends on the
+    # stopped Sentinel's 3 s command timeouts and on the machine's load (24.8 s of a 25 s
+    # budget once under six parallel cases), so no duration is asserted.
     assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
-    assert hooks["redis"] < cluster.settings.termination_grace_period_seconds - 6, hooks
+    assert "no new master named by a quorum in time" not in shutdown_log, shutdown_log
     assert new.ordinal == 1, "the server FAILOVER TO promoted stays master"
     assert writer.result.readonly_errors == 0
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
