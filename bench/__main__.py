@@ -18,8 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from redistest.health import config_epoch, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
 from redistest.monitoring import deploy_prometheus, stack_settings
+from redistest.podlogs import FollowedLogs, followed_logs
 from redistest.rotation import rotate_and_revoke
 from redistest.traffic import (
     WriterRun,
@@ -71,12 +71,12 @@ from . import (
 from . import tls as tls_bench
 from .throughput import LoadConfig, master_host, replace_host, run_throughput
 from .timeline import (
-    FollowedLogs,
     Timeline,
-    followed_logs,
     median_phases,
+    proxy_events,
     render,
     render_summary,
+    sentinel_events,
 )
 from .timeline import summary as timeline_summary
 
@@ -234,21 +234,6 @@ def log(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-@contextmanager
-def sentinel_logs_kept(release: Deployed) -> Iterator[None]:
-    """Writes every Sentinel's log of the block to the integration log, those of the pods the
-    block deleted included (their logs go with them), also when the block fails."""
-    kept = FollowedLogs()
-    try:
-        with followed_logs(release.kube) as kept:
-            yield
-    finally:
-        release.log(
-            "every Sentinel's log while the step ran:\n"
-            + "\n".join(f"--- {pod} (sentinel):\n{text}" for pod, text in kept.sentinels.items())
-        )
-
-
 def failure_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:2000]
 
@@ -363,8 +348,8 @@ class Bench:
             title=f"{name} on {self.results['engine']}, run {index + 1}\n{outcome}",
             fault_at=fault_at,
             trace=trace,
-            events=logs.sentinel_events(),
-            proxy_events=logs.proxy_events(),
+            events=sentinel_events(logs),
+            proxy_events=proxy_events(logs),
         )
         picture = render(timeline, self.timelines / "runs" / f"{name}-{index + 1}.png")
         return {**timeline_summary(timeline), "picture": str(picture.relative_to(REPO))}
@@ -626,9 +611,7 @@ class Bench:
             with own_stack(TLS_STACK, TLS_NAMESPACE, **engine) as release:
                 release.up()
                 start_client_pod(release.kube)
-                measured = turn_tls_on(
-                    release, TLS_CONFIG, watch_tls_only=lambda: sentinel_logs_kept(release)
-                )
+                measured = turn_tls_on(release, TLS_CONFIG)
             return {
                 **{f"transition_{k}": v for k, v in measured["transition"].items()},
                 **{f"tls_only_{k}": v for k, v in measured["tls_only"].items()},

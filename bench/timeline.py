@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import re
 import statistics
-import subprocess
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from components.proxy import CHECKED_BACKEND
-from redistest.kube import Kube, kube_env, kubectl_path
+from redistest.podlogs import FollowedLogs
 from redistest.traffic import WriterRun, longest_gap_span
 
 SENTINEL_EVENTS = (
@@ -164,73 +161,14 @@ def parse_sentinel_log(pod: str, text: str) -> list[SentinelEvent]:
     return events
 
 
-@dataclass
-class FollowedLogs:
-    """What :func:`followed_logs` collected: each pod's log of the container that matters."""
-
-    sentinels: dict[str, str] = field(default_factory=dict)
-    """Server pod name to its Sentinel container's log."""
-    proxies: dict[str, str] = field(default_factory=dict)
-    """Proxy pod name to its HAProxy container's log."""
-
-    def sentinel_events(self) -> list[SentinelEvent]:
-        return [e for pod, text in self.sentinels.items() for e in parse_sentinel_log(pod, text)]
-
-    def proxy_events(self) -> list[ProxyEvent]:
-        return [e for pod, text in self.proxies.items() for e in parse_proxy_log(pod, text)]
+def sentinel_events(logs: FollowedLogs) -> list[SentinelEvent]:
+    """The failover events of every Sentinel log in ``logs``."""
+    return [e for pod, text in logs.sentinels.items() for e in parse_sentinel_log(pod, text)]
 
 
-def log_sources(kube: Kube) -> list[tuple[str, str, str]]:
-    """``(kind, pod, container)`` of every Sentinel and proxy of the release."""
-    proxies = kube.json("get", "pods", "-l", "app.kubernetes.io/component=proxy")["items"]
-    return [("sentinels", pod, "sentinel") for pod in kube.redis_pods()] + [
-        ("proxies", item["metadata"]["name"], "haproxy") for item in proxies
-    ]
-
-
-@contextmanager
-def followed_logs(kube: Kube) -> Iterator[FollowedLogs]:
-    """Follows the log of every Sentinel and proxy while the block runs, then adds the logs
-    of the pods running at its end; yields what it fills, each line once.
-
-    Following keeps what a pod deleted by the scenario logged before it went: a failover's
-    leader may be the Sentinel of the very pod that was deleted.
-    """
-    collected = FollowedLogs()
-    started = datetime.now().astimezone().isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory() as folder:
-        followers = []
-        for kind, pod, container in log_sources(kube):
-            output = (Path(folder) / f"{kind}-{pod}").open("w")
-            command = [kubectl_path(), "-n", kube.namespace, "logs", "-f", "--timestamps"]
-            command += ["--since=1s", pod, "-c", container]
-            process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.DEVNULL, env=kube_env()
-            )
-            followers.append((kind, pod, process, output))
-        try:
-            yield collected
-        finally:
-            for _, _, process, _ in followers:
-                process.terminate()
-            for kind, pod, process, output in followers:
-                process.wait(timeout=10)
-                output.close()
-                getattr(collected, kind)[pod] = (Path(folder) / f"{kind}-{pod}").read_text()
-            for kind, pod, container in log_sources(kube):
-                current = kube.run(
-                    "logs",
-                    pod,
-                    "-c",
-                    container,
-                    "--timestamps",
-                    f"--since-time={started}",
-                    check=False,
-                ).stdout
-                logs: dict[str, str] = getattr(collected, kind)
-                seen = set(logs.get(pod, "").splitlines())
-                added = [line for line in current.splitlines() if line not in seen]
-                logs[pod] = "\n".join([logs.get(pod, ""), *added]).strip("\n")
+def proxy_events(logs: FollowedLogs) -> list[ProxyEvent]:
+    """The master backend's server state changes of every proxy log in ``logs``."""
+    return [e for pod, text in logs.proxies.items() for e in parse_proxy_log(pod, text)]
 
 
 def counts_per_bin(times: Iterable[float], start: float, bins: int) -> list[int]:

@@ -24,6 +24,7 @@ from components.credentials import ADMIN
 from .deployment import Deployed
 from .health import wait_healthy
 from .kube import Kube
+from .podlogs import logs_kept
 from .traffic import (
     finish_writer,
     longest_gap,
@@ -83,14 +84,16 @@ def change_under_writer(
     """``pulumi up`` with ``config`` while a writer writes through the current ``redis_url``
     (verifying the servers with the current CA output when it is ``rediss://``);
     the writer's figures (longest gap over the ``up``, writes, losses, READONLY errors after
-    settle) and when the ``up`` began and ended."""
+    settle, and how the master moved when a write was lost or met READONLY) and when the
+    ``up`` began and ended."""
     kube, url, ca = release.kube, release.url, release.ca
     begun = time.time()
     writer = start_writer(kube, url, prefix, WRITER_SECONDS, ca)
     try:
         wait_for_writes(writer, since=begun)
         started = time.time()
-        release.up(**config)
+        with logs_kept(release, f"pulumi up ({prefix})") as logs:
+            release.up(**config)
         finished = time.time()
         wait_healthy(kube)
         # Stop only once the writer has written through the final master.
@@ -108,6 +111,8 @@ def change_under_writer(
         "readonly_errors_after_settle": readonly_after_settle(run, started),
         "writer_errors": run.errors,
     }
+    if figures["confirmed_writes_lost"] or figures["readonly_errors_after_settle"]:
+        figures["how_the_master_moved"] = logs.digest()
     return figures, started, finished
 
 

@@ -9,8 +9,6 @@ outputs publish by then.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from .deployment import Deployed
@@ -21,19 +19,16 @@ from .rotation import change_under_writer
 def turn_tls_on(
     release: Deployed,
     tls: dict[str, Any],
-    watch_tls_only: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> dict[str, Any]:
     """Both steps on ``release`` (running without TLS); each step's writer figures, the URL
-    schemes published after each, and the masters seen at the end. ``watch_tls_only`` wraps
-    the second step (e.g. to keep the logs of the pods it deletes)."""
+    schemes published after each, and the masters seen at the end."""
     assert not release.url.startswith("rediss://"), "the release already runs TLS"
     transition, _, _ = change_under_writer(
         release, "tls-transition", tls=json.dumps({**tls, "plaintext": True})
     )
     transition["published_scheme"] = release.url.split(":", 1)[0]
     release.log(f"tls transition step: {transition}\n{release.kube.handover_log()}")
-    with watch_tls_only():
-        tls_only, _, _ = change_under_writer(release, "tls-only", tls=json.dumps(tls))
+    tls_only, _, _ = change_under_writer(release, "tls-only", tls=json.dumps(tls))
     tls_only["published_scheme"] = release.url.split(":", 1)[0]
     release.log(f"tls-only step: {tls_only}\n{release.kube.handover_log()}")
     return {

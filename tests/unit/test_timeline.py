@@ -17,6 +17,7 @@ from bench.timeline import (
     render_summary,
     summary,
 )
+from redistest.podlogs import FollowedLogs
 from redistest.traffic import WriterRun
 
 FAULT = datetime(2026, 12, 3, 18, 30, 0, tzinfo=UTC).timestamp()
@@ -150,3 +151,35 @@ def test_the_summary_picture_is_a_png(tmp_path: Path) -> None:
     gaps = {"kill_master_redis": [3.5, 3.4, 3.3], "partition_master": [3.3, 4.3], "none": []}
     path = render_summary(gaps, "Write gap per failover", tmp_path / "summary.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_digest_orders_hook_lines_by_their_own_time_and_keeps_only_what_moved_the_master() -> (
+    None
+):
+    host = "redis-1.redis-headless.sophia-ai-test.svc.cluster.local"
+    logs = FollowedLogs(
+        servers={
+            "redis-0": "\n".join(
+                [
+                    "2026-12-03T18:31:00.000000000Z previous shutdown: 2026-12-03T18:30:02Z"
+                    f" redis-0: preStop: handing the master role to one of: {host}",
+                    "2026-12-03T18:31:00.100000000Z 1:M 03 Dec 2026 18:31:00.100 * Ready",
+                ]
+            )
+        },
+        sentinels={
+            "redis-2": "\n".join(
+                [
+                    line(1, "+tilt #tilt mode entered"),
+                    line(3, f"+switch-master mymaster redis-0 6379 {host} 6379"),
+                    line(4, "+sentinel sentinel 0123 redis-1 26379 @ mymaster redis-1 6379"),
+                ]
+            )
+        },
+    )
+    assert logs.digest().splitlines() == [
+        line(1, "+tilt #tilt mode entered [redis-2]"),
+        "2026-12-03T18:30:02Z redis-0: preStop: handing the master role to one of: redis-1"
+        " [redis-0]",
+        line(3, "+switch-master mymaster redis-0 6379 redis-1 6379 [redis-2]"),
+    ]
