@@ -84,6 +84,10 @@ PROXY_NOTICE_SECONDS = 2 * PROXY_UP_CHECK_SECONDS
 proxy's next check of it fails first. A proxy that still holds the server up when the pod goes
 keeps it up under the address of the pod that comes back, a replica (seen twice in one run:
 18 READONLY replies in a rolling update whose hand-over took under a second)."""
+STUCK_LEADER_SECONDS = 4
+"""How long after FAILOVER TO demoted the master a hand-over lets the leading Sentinel go on
+naming it before another Sentinel fails over to the promoted server: the leader names it within
+a second or two, once its next INFO of the promoted server reports the promotion."""
 DEMOTION_POLL_SECONDS = 0.05
 """Interval of the hand-over's watch for its server's demotion, the window in which a client
 could still meet it demoted."""
@@ -185,6 +189,7 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "POLL_SECONDS": POLL_SECONDS,
         "FAST_POLL_SECONDS": FAST_POLL_SECONDS,
         "DEMOTION_POLL_SECONDS": DEMOTION_POLL_SECONDS,
+        "STUCK_LEADER_SECONDS": STUCK_LEADER_SECONDS,
         "PROXY_NOTICE_SECONDS": PROXY_NOTICE_SECONDS,
         "REDIS_GONE_AFTER_MISSES": REDIS_GONE_AFTER_MISSES,
         "REVOKE_DEADLINE_SECONDS": REVOKE_DEADLINE_SECONDS,

@@ -325,18 +325,30 @@ handed_over_to() {
 
 # see_handover_through: FAILOVER TO made this server a replica of $successor, but the Sentinel
 # that ran the coordinated failover names this server still, or no longer answers: it died or
-# stopped before telling its peers, or ended the failover before it saw the promotion (seen
-# while TLS went TLS-only). The other Sentinels name this server too, and once its role has
-# read "slave" for down-after plus two INFO periods they fail it over by themselves, to a
-# replica this hook did not choose (there: not the promoted one, whose writes were lost). A
-# plain SENTINEL FAILOVER through a Sentinel ready to lead promotes the preferred replica, the
-# one already master, and points the others at it: nothing it took is lost.
+# stopped before telling its peers, ended the failover before it saw the promotion (seen while
+# TLS went TLS-only), or sits in it without acting (in TILT: seen during rolls). The other
+# Sentinels name this server too, and once its role has read "slave" for a few seconds they
+# fail it over by themselves, to a replica this hook did not choose (there: not the promoted
+# one, whose writes were lost). A plain SENTINEL FAILOVER through another Sentinel ready to lead
+# promotes the one preferred replica, the one already master (the others become last choice
+# first: a replica following it reports a higher offset than its last one as a replica, and
+# would win), and points the others at it: nothing it took is lost.
 # Until a Sentinel takes the request, it is asked again on the next poll.
 see_handover_through() {
+    for _host in $preferred; do
+        [ "$_host" != "$successor" ] || continue
+        if redis_cmd "$_host" CONFIG SET replica-priority "$LAST_CHOICE_REPLICA_PRIORITY" >/dev/null; then
+            last_choice="$last_choice $_host"
+            last_choice_count=$((last_choice_count + 1))
+        fi
+    done
+    preferred=" $successor"
     coordinated=0
+    _passed_over=$leader
     choose_leader
     if [ -z "$leader" ]; then
         log "preStop: demoted, following $successor, but the Sentinels name ${current:-no master} and none is ready to fail over to it$views"
+        leader=$_passed_over
         coordinated=1
         return 0
     fi
@@ -352,11 +364,13 @@ see_handover_through() {
 
 state=""
 repointed=""
+demoted_at=""
 while [ "$(date +%s)" -lt "$hook_deadline" ]; do
     current=$(named_master "$leader")
     successor=$current
     if [ -z "$successor" ] || [ "$successor" = "$SELF" ]; then
         successor=$(handed_over_to)
+        [ -z "$successor" ] || demoted_at=${demoted_at:-$(date +%s)}
     fi
     if [ -n "$successor" ] && [ "$successor" != "$SELF" ] && [ "$successor" != "$repointed" ] &&
         repoint_replicas "$successor"; then
@@ -390,7 +404,13 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
             reopen_port
         fi
         ;;
-    *failover_in_progress*) ;;
+    *failover_in_progress*)
+        if [ "$coordinated" = 1 ] && [ -n "$demoted_at" ] && [ "$current" != "$successor" ] &&
+            [ $(($(date +%s) - demoted_at)) -ge "$STUCK_LEADER_SECONDS" ]; then
+            silent_leader=$leader
+            see_handover_through
+        fi
+        ;;
     *)
         # A coordinated failover whose election failed ends aborted: the plain one needs none.
         if [ "$role" = master ] && [ "$coordinated" = 1 ]; then

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 
 import pytest
 import redis
@@ -15,8 +16,20 @@ import redis
 from components.credentials import SENTINEL
 
 from .conftest import LoopbackFactory
-from .loopback import Pod
+from .loopback import Pod, call
 from .writer import Writer, lost_writes
+
+
+def seconds_between(log: str, first: str, then: str) -> int:
+    """Seconds from the hook's line containing ``first`` to its line containing ``then``
+    (the log's timestamps are whole seconds)."""
+    stamps = {}
+    for line in log.splitlines():
+        for text in (first, then):
+            if text in line and text not in stamps:
+                stamps[text] = datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+    assert len(stamps) == 2, log
+    return int((stamps[then] - stamps[first]).total_seconds())
 
 
 @pytest.mark.every_engine
@@ -229,6 +242,69 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
     # budget once under six parallel cases), so no duration is asserted.
     assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
     assert "no new master named by a quorum in time" not in shutdown_log, shutdown_log
+    assert new.ordinal == 1, "the server FAILOVER TO promoted stays master"
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def test_a_handover_whose_leading_sentinel_enters_tilt_is_seen_through(
+    loopback: LoopbackFactory,
+) -> None:
+    """FAILOVER TO has made the old master a replica of the promoted one, and the Sentinel
+    leading the coordinated failover enters TILT (a timer late by over 2 s, seen during rolls):
+    for 30 s it answers but acts on nothing, its failover stuck in wait_promotion, naming the
+    old master still, as its peers do. The hook has another Sentinel fail over to the promoted
+    server, so the Sentinels name the server that took the writes, and none of them is lost."""
+    cluster = loopback()
+    assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    local = old.local_client()
+    shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
+    tilted: list[Pod] = []
+
+    def leading_pod() -> Pod | None:
+        log = shutdown_log_path.read_text() if shutdown_log_path.exists() else ""
+        found = re.search(r"the Sentinel at (\S+) leads", log)
+        if found is None:
+            return None
+        if found.group(1) == "localhost":
+            return old
+        return cluster.pod(cluster.host_ordinal(found.group(1)))
+
+    def tilt(sentinel: redis.Redis) -> None:
+        # Every timer tick is late by more than 1 ms: TILT at the next one.
+        call(sentinel, "SENTINEL", "DEBUG", "tilt-trigger", 1)
+        cluster.wait(lambda: sentinel.info("sentinel")["sentinel_tilt"] == 1, 5, "TILT")
+        call(sentinel, "SENTINEL", "DEBUG", "tilt-trigger", 2000)
+
+    def tilt_leader_on_demotion() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if local.info("replication")["role"] != "master":
+                    leader = leading_pod()
+                    if leader is None:
+                        return
+                    tilt(leader.sentinel())
+                    tilted.append(leader)
+                    return
+            time.sleep(0.005)
+
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        tilter = threading.Thread(target=tilt_leader_on_demotion, daemon=True)
+        tilter.start()
+        old.delete()
+        tilter.join(30)
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    shutdown_log = shutdown_log_path.read_text()
+    assert tilted, f"no Sentinel led the coordinated failover:\n{shutdown_log}"
+    assert "but the Sentinels name" in shutdown_log, shutdown_log
+    # Left alone, the peers fail the demoted master over themselves once their failover delay
+    # (twice failover-timeout after their vote) has passed: 20 s.
+    assert seconds_between(shutdown_log, "SENTINEL FAILOVER (coordinated", "is master now") < 15
     assert new.ordinal == 1, "the server FAILOVER TO promoted stays master"
     assert writer.result.readonly_errors == 0
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
