@@ -43,6 +43,9 @@ LAST_CHOICE_REPLICA_PRIORITY = 200
 """Priority a hand-over gives the replicas it does not prefer (higher is chosen last)."""
 SENTINEL_WAIT_SECONDS = 10
 """How long a starting pod waits for a majority of Sentinels to say who the master is."""
+SENTINEL_INFO_PERIOD_MILLISECONDS = 1000
+"""How often each Sentinel asks the master and the replicas for INFO (Sentinel's own default:
+10 s, and 1 s only once a failover runs). Nine INFO a second for three pods."""
 FORGET_CHECK_SECONDS = 5
 """How often a Sentinel looks for replicas and Sentinels of pods removed by a scale-down."""
 BUSY_CHECK_SECONDS = 5
@@ -179,6 +182,7 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "LINKED_MAX_PING_MILLISECONDS": LINKED_MAX_PING_MILLISECONDS,
         "PROMOTABLE_MAX_INFO_AGE_MILLISECONDS": PROMOTABLE_MAX_INFO_AGE_MILLISECONDS,
         "SENTINEL_WAIT_SECONDS": SENTINEL_WAIT_SECONDS,
+        "SENTINEL_INFO_PERIOD_MILLISECONDS": SENTINEL_INFO_PERIOD_MILLISECONDS,
         "FAILOVER_WAIT_SECONDS": failover_wait_seconds(settings),
         "FORGET_CHECK_SECONDS": FORGET_CHECK_SECONDS,
         "BUSY_CHECK_SECONDS": BUSY_CHECK_SECONDS,

@@ -128,6 +128,21 @@ cure_busy_loop() {
     done
 }
 
+# tune_info_period: once this Sentinel answers, it asks the master and replicas for INFO every
+# SENTINEL_INFO_PERIOD_MILLISECONDS instead of every 10 s (a run-time setting only: every start
+# applies it). Sentinel learns from INFO alone that a replica's priority changed, that its
+# offset grew or that a restarted pod replicates again, and a hand-over waits for that view:
+# up to 10 s, or 21 s once while TLS went TLS-only, of a budget of 25.
+tune_info_period() {
+    _deadline=$(($(date +%s) + SENTINEL_WAIT_SECONDS))
+    while ! sentinel_cmd localhost PING >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$_deadline" ] || return 0
+        sleep "$POLL_SECONDS"
+    done
+    _reply=$(sentinel_cmd localhost SENTINEL DEBUG info-period "$SENTINEL_INFO_PERIOD_MILLISECONDS")
+    [ "$_reply" = OK ] || log "Sentinel keeps its own INFO period: ${_reply:-no reply}"
+}
+
 # restart_for_new_certificate: stops this Sentinel (the shell's process, which it replaced by
 # exec) after this pod's share of the stagger, so it starts again on the renewed certificate.
 restart_for_new_certificate() {
@@ -174,6 +189,7 @@ umask 077
 mv "$STATE.new" "$STATE"
 forget_removed_pods &
 cure_busy_loop &
+tune_info_period &
 # Sentinel cannot reload a certificate: after a renewal it stops and the kubelet restarts it on
 # the new one, each pod's Sentinel after its own delay so the quorum stays.
 on_certificate_change restart_for_new_certificate

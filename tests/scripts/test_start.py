@@ -9,6 +9,7 @@ import time
 import pytest
 
 from .conftest import LoopbackFactory
+from .loopback import Pod, call
 from .writer import Writer, lost_writes
 
 
@@ -23,6 +24,29 @@ def test_first_start_makes_ordinal_0_master(loopback: LoopbackFactory) -> None:
             info = pod.client().info("replication")
             assert info["role"] == "slave" and info["master_host"] == master.host
     assert all(p.named_master() == master.host for p in cluster.running())
+
+
+@pytest.mark.every_engine
+def test_every_sentinel_asks_for_info_every_second(loopback: LoopbackFactory) -> None:
+    """The INFO period is a run-time setting (``SENTINEL DEBUG``): every start of a Sentinel
+    sets it, restarts included."""
+    cluster = loopback()
+    cluster.start()
+    cluster.wait_healthy(60)
+    restarted = cluster.pod(1)
+    restarted.crash("sentinel")
+    cluster.wait(lambda: restarted.sentinel_knows(2), 60, "the restarted Sentinel is back")
+
+    def info_period(pod: Pod) -> int:
+        reply = call(pod.sentinel(), "SENTINEL", "DEBUG")
+        settings = (
+            reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+        )
+        return int(settings["INFO-PERIOD"])
+
+    cluster.wait(
+        lambda: all(info_period(pod) == 1000 for pod in cluster.running()), 20, "INFO every 1 s"
+    )
 
 
 def test_replica_restart_rejoins_as_replica(loopback: LoopbackFactory) -> None:
