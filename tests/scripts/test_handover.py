@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -16,8 +17,41 @@ import redis
 from components.credentials import SENTINEL
 
 from .conftest import LoopbackFactory
-from .loopback import Pod, call
+from .loopback import LoopbackSet, Pod, call
 from .writer import Writer, lost_writes
+
+
+def leading_pod(cluster: LoopbackSet, old: Pod) -> Pod | None:
+    """The pod whose Sentinel leads the hand-over of ``old``'s hook, from the hook's log; None
+    until the hook names it."""
+    path = old.dir / "data" / "redis" / "last-shutdown.log"
+    found = re.search(r"the Sentinel at (\S+) leads", path.read_text() if path.exists() else "")
+    if found is None:
+        return None
+    if found.group(1) == "localhost":
+        return old
+    return cluster.pod(cluster.host_ordinal(found.group(1)))
+
+
+def on_demotion(
+    cluster: LoopbackSet, old: Pod, act: Callable[[Pod | None], None]
+) -> threading.Thread:
+    """A running thread that, the moment ``old`` stops being master (within 30 s), calls
+    ``act`` with the pod whose Sentinel leads the hand-over (None when none is named yet)."""
+    local = old.local_client()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if local.info("replication")["role"] != "master":
+                    act(leading_pod(cluster, old))
+                    return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def seconds_between(log: str, first: str, then: str) -> int:
@@ -190,37 +224,19 @@ def test_a_handover_the_leading_sentinel_did_not_announce_is_seen_through(
     assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
     cluster.start()
     old = cluster.wait_healthy(60)
-    local = old.local_client()
     shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
     demoted = threading.Event()
     stopped: list[Pod] = []
 
-    def leading_pod() -> Pod | None:
-        log = shutdown_log_path.read_text() if shutdown_log_path.exists() else ""
-        found = re.search(r"the Sentinel at (\S+) leads", log)
-        if found is None:
-            return None
-        if found.group(1) == "localhost":
-            return old
-        return cluster.pod(cluster.host_ordinal(found.group(1)))
-
-    def stop_leader_on_demotion() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if local.info("replication")["role"] != "master":
-                    leader = leading_pod()
-                    if leader is not None:
-                        leader.signal("sentinel", signal.SIGSTOP)
-                        stopped.append(leader)
-                    demoted.set()
-                    return
-            time.sleep(0.005)
+    def stop_leader(leader: Pod | None) -> None:
+        if leader is not None:
+            leader.signal("sentinel", signal.SIGSTOP)
+            stopped.append(leader)
+        demoted.set()
 
     with Writer(cluster) as writer:
         writer.wait_confirmed(300)
-        stopper = threading.Thread(target=stop_leader_on_demotion, daemon=True)
-        stopper.start()
+        on_demotion(cluster, old, stop_leader)
         deletion = threading.Thread(target=old.delete, daemon=True)
         try:
             deletion.start()
@@ -259,42 +275,22 @@ def test_a_handover_whose_leading_sentinel_enters_tilt_is_seen_through(
     assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
     cluster.start()
     old = cluster.wait_healthy(60)
-    local = old.local_client()
     shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
     tilted: list[Pod] = []
 
-    def leading_pod() -> Pod | None:
-        log = shutdown_log_path.read_text() if shutdown_log_path.exists() else ""
-        found = re.search(r"the Sentinel at (\S+) leads", log)
-        if found is None:
-            return None
-        if found.group(1) == "localhost":
-            return old
-        return cluster.pod(cluster.host_ordinal(found.group(1)))
-
-    def tilt(sentinel: redis.Redis) -> None:
+    def tilt_leader(leader: Pod | None) -> None:
+        if leader is None:
+            return
+        sentinel = leader.sentinel()
         # Every timer tick is late by more than 1 ms: TILT at the next one.
         call(sentinel, "SENTINEL", "DEBUG", "tilt-trigger", 1)
         cluster.wait(lambda: sentinel.info("sentinel")["sentinel_tilt"] == 1, 5, "TILT")
         call(sentinel, "SENTINEL", "DEBUG", "tilt-trigger", 2000)
-
-    def tilt_leader_on_demotion() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if local.info("replication")["role"] != "master":
-                    leader = leading_pod()
-                    if leader is None:
-                        return
-                    tilt(leader.sentinel())
-                    tilted.append(leader)
-                    return
-            time.sleep(0.005)
+        tilted.append(leader)
 
     with Writer(cluster) as writer:
         writer.wait_confirmed(300)
-        tilter = threading.Thread(target=tilt_leader_on_demotion, daemon=True)
-        tilter.start()
+        tilter = on_demotion(cluster, old, tilt_leader)
         old.delete()
         tilter.join(30)
         new = cluster.wait_healthy(30, expected_pods=2)
