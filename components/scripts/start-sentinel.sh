@@ -128,19 +128,23 @@ cure_busy_loop() {
     done
 }
 
-# tune_info_period: once this Sentinel answers, it asks the master and replicas for INFO every
-# SENTINEL_INFO_PERIOD_MILLISECONDS instead of every 10 s (a run-time setting only: every start
-# applies it). Sentinel learns from INFO alone that a replica's priority changed, that its
-# offset grew or that a restarted pod replicates again, and a hand-over waits for that view:
-# up to 10 s, or 21 s once while TLS went TLS-only, of a budget of 25.
-tune_info_period() {
+# tune_periods: once this Sentinel answers, it asks the master and replicas for INFO every
+# SENTINEL_INFO_PERIOD_MILLISECONDS instead of every 10 s, and pings every instance every
+# SENTINEL_PING_PERIOD_MILLISECONDS instead of every second (run-time settings only: every
+# start applies them). Sentinel learns from INFO alone that a replica's priority changed, that
+# its offset grew or that a restarted pod replicates again, and a hand-over waits for that view:
+# up to 10 s, or 21 s once while TLS went TLS-only, of a budget of 25. An instance that stops
+# answering is down down-after past the first PING it left unanswered: with a PING a second,
+# the Sentinels of a partitioned master saw it down up to a second apart.
+tune_periods() {
     _deadline=$(($(date +%s) + SENTINEL_WAIT_SECONDS))
     while ! sentinel_cmd localhost PING >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$_deadline" ] || return 0
         sleep "$POLL_SECONDS"
     done
-    _reply=$(sentinel_cmd localhost SENTINEL DEBUG info-period "$SENTINEL_INFO_PERIOD_MILLISECONDS")
-    [ "$_reply" = OK ] || log "Sentinel keeps its own INFO period: ${_reply:-no reply}"
+    _reply=$(sentinel_cmd localhost SENTINEL DEBUG info-period "$SENTINEL_INFO_PERIOD_MILLISECONDS" \
+        ping-period "$SENTINEL_PING_PERIOD_MILLISECONDS")
+    [ "$_reply" = OK ] || log "Sentinel keeps its own INFO and PING periods: ${_reply:-no reply}"
 }
 
 # restart_for_new_certificate: stops this Sentinel (the shell's process, which it replaced by
@@ -189,7 +193,7 @@ umask 077
 mv "$STATE.new" "$STATE"
 forget_removed_pods &
 cure_busy_loop &
-tune_info_period &
+tune_periods &
 # Sentinel cannot reload a certificate: after a renewal it stops and the kubelet restarts it on
 # the new one, each pod's Sentinel after its own delay so the quorum stays.
 on_certificate_change restart_for_new_certificate

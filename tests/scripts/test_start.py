@@ -8,6 +8,11 @@ import time
 
 import pytest
 
+from components.pod_constants import (
+    SENTINEL_INFO_PERIOD_MILLISECONDS,
+    SENTINEL_PING_PERIOD_MILLISECONDS,
+)
+
 from .conftest import LoopbackFactory
 from .loopback import Pod, call
 from .writer import Writer, lost_writes
@@ -27,9 +32,11 @@ def test_first_start_makes_ordinal_0_master(loopback: LoopbackFactory) -> None:
 
 
 @pytest.mark.every_engine
-def test_every_sentinel_asks_for_info_every_second(loopback: LoopbackFactory) -> None:
-    """The INFO period is a run-time setting (``SENTINEL DEBUG``): every start of a Sentinel
-    sets it, restarts included."""
+def test_every_sentinel_asks_for_info_every_second_and_pings_four_times_a_second(
+    loopback: LoopbackFactory,
+) -> None:
+    """The INFO and PING periods are run-time settings (``SENTINEL DEBUG``): every start of a
+    Sentinel sets them, restarts included."""
     cluster = loopback()
     cluster.start()
     cluster.wait_healthy(60)
@@ -37,15 +44,20 @@ def test_every_sentinel_asks_for_info_every_second(loopback: LoopbackFactory) ->
     restarted.crash("sentinel")
     cluster.wait(lambda: restarted.sentinel_knows(2), 60, "the restarted Sentinel is back")
 
-    def info_period(pod: Pod) -> int:
+    def periods(pod: Pod) -> tuple[int, int]:
         reply = call(pod.sentinel(), "SENTINEL", "DEBUG")
         settings = (
             reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
         )
-        return int(settings["INFO-PERIOD"])
+        return int(settings["INFO-PERIOD"]), int(settings["PING-PERIOD"])
 
     cluster.wait(
-        lambda: all(info_period(pod) == 1000 for pod in cluster.running()), 20, "INFO every 1 s"
+        lambda: all(
+            periods(pod) == (SENTINEL_INFO_PERIOD_MILLISECONDS, SENTINEL_PING_PERIOD_MILLISECONDS)
+            for pod in cluster.running()
+        ),
+        20,
+        "INFO every 1 s, PING every 250 ms",
     )
 
 
