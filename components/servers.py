@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from .access import WorkloadAccess
 from .conf import checksum, config_files, revision_config_map
+from .guards import server_network_policy_spec
 from .migration import ENGINE_ANNOTATION, wanted_deployment
 from .naming import Names
 from .role import RoleComponent, object_metadata
@@ -58,6 +59,9 @@ class RedisServers(RoleComponent):
     """Name of the Service that reaches any ready Sentinel."""
     statefulset: k8s.apps.v1.StatefulSet
     """The StatefulSet, for what must wait until its pods have rolled out."""
+    rolled_network_policy: k8s.networking.v1.NetworkPolicy
+    """NetworkPolicy ``<release>-server-rolled``: the servers' ingress as the one before the
+    StatefulSet, changed only once the pods have rolled (see :meth:`__init__`)."""
 
     def __init__(
         self, name: str, args: RedisServersArgs, opts: pulumi.ResourceOptions | None = None
@@ -140,6 +144,18 @@ class RedisServers(RoleComponent):
             ),
         )
 
+        # NetworkPolicies add up. The one created before the StatefulSet admits the new spec's
+        # ports before any pod serves them; this copy changes only once every pod has rolled,
+        # so the pods of the previous spec keep the ports their own links use until they are
+        # gone. Without it, going TLS-only closed the plain ports at once: a pod of the
+        # transition spec could open no new link to a peer (its replication, its Sentinel's,
+        # and FAILOVER TO's connection to its target were refused for the whole roll).
+        self.rolled_network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-server-rolled-netpol",
+            metadata=object_metadata(settings, f"{names.release}-server-rolled"),
+            spec=server_network_policy_spec(settings, names),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[statefulset]),
+        )
         self.statefulset = statefulset
         self.statefulset_id = statefulset.id
         self.statefulset_name = statefulset.metadata.apply(lambda meta: str(meta.name))

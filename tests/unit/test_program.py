@@ -33,6 +33,7 @@ SECRET = "kubernetes:core/v1:Secret"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+ROLLED_NETPOL = (NETPOL, "redis-server-rolled-netpol")
 NAMESPACE = "kubernetes:core/v1:Namespace"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 ESC = "pulumiservice:index:Environment"
@@ -618,6 +619,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (SERVICE, "redis-headless"),
         (SERVICE, "redis-sentinel"),
         (STS, "redis"),
+        ROLLED_NETPOL,
     },
     "sophia:redis:MasterRouting": {
         (CONFIG_MAP, "redis-proxy-config"),
@@ -693,7 +695,9 @@ def test_moved_resources_keep_the_urn_they_had_under_the_redis_sentinel(release:
     stack = release.removesuffix("-rotating")
     deployment = deploy_with(stack, passwordGeneration="2") if release != stack else deployed(stack)
     for resource in custom_resources(deployment):
-        if (resource.type, resource.name) in OWNERS[TLS_ROLE] | OWNERS[MONITORING_ROLE]:
+        if (resource.type, resource.name) in OWNERS[TLS_ROLE] | OWNERS[MONITORING_ROLE] | {
+            ROLLED_NETPOL
+        }:
             continue  # created after the split: never under the RedisSentinel
         registration = deployment.registrations[(resource.type, resource.name)]
         before = f"urn:pulumi:{stack}::{PROJECT}::{COMPONENT}${resource.type}::{resource.name}"
@@ -731,10 +735,13 @@ def test_workloads_wait_for_what_they_read(stack: str) -> None:
         *((PASSWORD, name) for name in INTERNAL_PASSWORDS),
         (ESC, "redis-esc"),
     }
+    # Changed only once the pods have rolled: the pods of the previous spec keep their ports.
+    assert waits_for(*ROLLED_NETPOL) == {(STS, "redis")}
     for resource in custom_resources(deployment):
         if (resource.type, resource.name) not in unscoped | {
             (STS, "redis"),
             (DEPLOYMENT, "redis-proxy"),
+            ROLLED_NETPOL,
         }:
             assert waits_for(resource.type, resource.name) == namespace, resource.name
 
