@@ -117,6 +117,29 @@ if [ "$COORDINATED_FAILOVER" = 1 ] && [ "$(agreeing_sentinels "$SELF")" -ge "$MA
     coordinated=1
 fi
 
+# serves_tls_only HOST: the server at HOST refuses plain connections on the plain port (it is
+# of the TLS-only spec) and answers on the TLS port beside it.
+serves_tls_only() {
+    ! timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
+        -h "$1" -p "$REDIS_PORT" PING >/dev/null 2>&1 &&
+        [ "$(redis_cmd "$1" PING)" = PONG ]
+}
+
+# FAILOVER TO promotes its target through a connection this server opens the way its own
+# replication does: plain in the TLS transition mode, which a replica of the TLS-only spec
+# refuses, so that target would never be promoted (seen: the leader then waited in
+# wait_promotion until the hook saw it through, a 6.5 s gap). The plain failover has the
+# Sentinel promote it over the Sentinel's own link instead.
+if [ "$coordinated" = 1 ] && [ "$INTERNAL_TLS" = 0 ] && [ "$REDIS_LISTEN_TLS_PORT" != 0 ]; then
+    for host in $preferred; do
+        if serves_tls_only "$host"; then
+            coordinated=0
+            log "preStop: $host serves TLS only, which this server's replication does not speak: plain failover"
+            break
+        fi
+    done
+fi
+
 # pause_writes: writes wait from here until this server is demoted or its pod stops, and the
 # replicas get REPLICA_ACK_MILLISECONDS to hold every write. A plain failover needs this first:
 # it promotes a replica without asking this server. A coordinated one must not have it: the
@@ -312,15 +335,25 @@ repoint_replicas() {
     done
 }
 
-# handed_over_to: after a coordinated failover, the master this server now follows. FAILOVER TO
-# made it a replica of the promoted one; the Sentinels name that one only after their next INFO
-# of it, a second later, and the other replicas need not wait for them.
+# handed_over_to: after a coordinated failover, the server FAILOVER TO handed the master role
+# to, which this server now follows or tries to. The Sentinels name that one only after their
+# next INFO of it, a second later, and the other replicas need not wait for them. Its link
+# need not be up: FAILOVER TO demotes this server first, then connects to the target with the
+# request that promotes it, and a target this server cannot reach (seen while TLS went
+# TLS-only: refused for 10 s) is never promoted by it.
 handed_over_to() {
     [ "$coordinated" = 1 ] || return 0
     _info=$(local_redis_cmd INFO replication)
     [ "$(printf '%s\n' "$_info" | info_field role)" = slave ] &&
-        [ "$(printf '%s\n' "$_info" | info_field master_link_status)" = up ] &&
         printf '%s\n' "$_info" | info_field master_host
+}
+
+# leader_stuck ROLE: FAILOVER TO demoted this server STUCK_LEADER_SECONDS ago or more, it is
+# still a replica (ROLE), and the leading Sentinel names it still.
+leader_stuck() {
+    [ "$coordinated" = 1 ] && [ -n "$demoted_at" ] && [ "$1" = slave ] &&
+        [ "$current" != "$successor" ] &&
+        [ $(($(date +%s) - demoted_at)) -ge "$STUCK_LEADER_SECONDS" ]
 }
 
 # see_handover_through: FAILOVER TO made this server a replica of $successor, but the Sentinel
@@ -398,15 +431,19 @@ while [ "$(date +%s)" -lt "$hook_deadline" ]; do
         silent_leader=""
     fi
     role=$(local_redis_cmd ROLE | head -n 1)
+    # A leader whose link to this server dropped after the demotion (seen with the promotion
+    # never made) reports it disconnected: stuck all the same.
     case $now in
     *disconnected*)
         if [ "$role" = master ] && ports_closed; then
             reopen_port
+        elif leader_stuck "$role"; then
+            silent_leader=$leader
+            see_handover_through
         fi
         ;;
     *failover_in_progress*)
-        if [ "$coordinated" = 1 ] && [ -n "$demoted_at" ] && [ "$current" != "$successor" ] &&
-            [ $(($(date +%s) - demoted_at)) -ge "$STUCK_LEADER_SECONDS" ]; then
+        if leader_stuck "$role"; then
             silent_leader=$leader
             see_handover_through
         fi

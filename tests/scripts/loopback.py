@@ -728,6 +728,21 @@ class LoopbackSet:
         finally:
             self.heal()
 
+    @contextlib.contextmanager
+    def refuse_new_connections(self, ordinal: int, port: int) -> Iterator[None]:
+        """Resets every new TCP connection to ``port`` of the pod's address (established ones
+        carry on, as a Sentinel's links do), then heals."""
+        rule = [
+            "INPUT", "-d", self.address(ordinal), "-p", "tcp", "--dport", str(port), "--syn",
+            "-j", "REJECT", "--reject-with", "tcp-reset",
+        ]  # fmt: skip
+        subprocess.run(["iptables", "-I", *rule], check=True)
+        self.cut_rules.append(rule)
+        try:
+            yield
+        finally:
+            self.heal()
+
     def heal(self) -> None:
         while self.cut_rules:
             rule = self.cut_rules.pop()

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from components.credentials import SENTINEL
+from components.naming import REDIS_PORT
 
 from .conftest import LoopbackFactory
 from .loopback import LoopbackSet, Pod, call
@@ -302,6 +303,55 @@ def test_a_handover_whose_leading_sentinel_enters_tilt_is_seen_through(
     # (twice failover-timeout after their vote) has passed: 20 s.
     assert seconds_between(shutdown_log, "SENTINEL FAILOVER (coordinated", "is master now") < 15
     assert new.ordinal == 1, "the server FAILOVER TO promoted stays master"
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def test_a_handover_whose_target_the_old_master_cannot_reach_is_seen_through(
+    loopback: LoopbackFactory,
+) -> None:
+    """FAILOVER TO demotes the old master, then connects to the target with the request that
+    promotes it; here every new connection to the target's port is refused, as it was while TLS
+    went TLS-only (the NetworkPolicy closed the plain port before the pods of the previous spec
+    had gone: 10 s of "Connection refused" from the old master, whose Sentinels' links to the
+    target were established). Nothing promotes the target, the leader waits in wait_promotion
+    and then reports the old master disconnected. The hook has another Sentinel fail over to
+    the target, which holds every write (FAILOVER TO demotes only once it is in sync), over the
+    Sentinels' links that stay up."""
+    cluster = loopback()
+    assert cluster.settings.coordinated_failover, "the default engine hands over coordinated"
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    target = cluster.pod(1)
+    shutdown_log_path = old.dir / "data" / "redis" / "last-shutdown.log"
+    refused = threading.Event()
+
+    def refuse_until_named() -> None:
+        cluster.wait(lambda: leading_pod(cluster, old) is not None, 30, "the hook chose its leader")
+        with cluster.refuse_new_connections(target.ordinal, REDIS_PORT):
+            refused.set()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                named = [pod.named_master() for pod in cluster.running() if pod is not old]
+                if named.count(target.host) >= cluster.settings.sentinel_quorum:
+                    return
+                time.sleep(0.1)
+
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        refuser = threading.Thread(target=refuse_until_named, daemon=True)
+        refuser.start()
+        old.delete()
+        refuser.join(30)
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    shutdown_log = shutdown_log_path.read_text()
+    assert refused.is_set(), shutdown_log
+    assert "but the Sentinels name" in shutdown_log, shutdown_log
+    # Left alone, the leader's failover times out (10 s) and the peers fail over by themselves
+    # after their failover delay (twice failover-timeout after their vote): 20 s.
+    assert seconds_between(shutdown_log, "SENTINEL FAILOVER (coordinated", "is master now") < 12
+    assert new.ordinal == target.ordinal, "the target of FAILOVER TO becomes master"
     assert writer.result.readonly_errors == 0
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
 
