@@ -120,9 +120,11 @@ fi
 # serves_tls_only HOST: the server at HOST refuses plain connections on the plain port (it is
 # of the TLS-only spec) and answers on the TLS port beside it.
 serves_tls_only() {
-    ! timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
-        -h "$1" -p "$REDIS_PORT" PING >/dev/null 2>&1 &&
-        [ "$(redis_cmd "$1" PING)" = PONG ]
+    if timeout "$COMMAND_TIMEOUT_SECONDS" "$CLI_BIN" --no-auth-warning --user "$ADMIN_USER" \
+        -h "$1" -p "$REDIS_PORT" PING >/dev/null 2>&1; then
+        return 1
+    fi
+    [ "$(redis_cmd "$1" PING)" = PONG ]
 }
 
 # FAILOVER TO promotes its target through a connection this server opens the way its own
