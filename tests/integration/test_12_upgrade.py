@@ -7,7 +7,8 @@ the preview creates only the new ``sophia:redis:*`` role components and deletes 
 one replacement allowed is of a ConfigMap whose content changed (the Kubernetes provider
 replaces ConfigMaps on a data change, by design, so pods roll onto a new one); the Secret, which
 gains the internal roles' keys, is updated in place (``kubernetes:enableSecretMutable``); the
-only resources created besides role components are the internal roles' passwords; the
+only resources created besides role components are the internal roles' passwords and the
+servers' NetworkPolicy that changes once the pods have rolled; the
 StatefulSet and the application password must be kept or updated in place. The release is destroyed
 afterwards, whatever happened.
 
@@ -51,7 +52,10 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 MOVED_TYPES = ("kubernetes:", "random:")
 ROLE_TYPES = "sophia:redis:"
 INTERNAL_PASSWORDS = {f"redis-{credential.role}-password" for credential in INTERNAL_CREDENTIALS}
-"""The passwords of the internal roles, new since credentials by role: created, nothing else."""
+"""The passwords of the internal roles, new since credentials by role."""
+NEW_SINCE_SPLIT = INTERNAL_PASSWORDS | {"redis-server-rolled-netpol"}
+"""Resources new since the split: the internal roles' passwords and the servers' NetworkPolicy
+that changes only once the pods have rolled. Created, nothing else."""
 
 
 def export_program(commit: str, target: Path) -> None:
@@ -138,16 +142,16 @@ def test_upgrade_from_before_the_split_keeps_every_object(cluster: None) -> None
         for op, type_, urn in moved
         if op not in KEPT_OBJECT
         and not (type_ == CONFIG_MAP and op in REPLACED_CONTENT)
-        and not (op == auto.OpType.CREATE and urn.rsplit("::", 1)[-1] in INTERNAL_PASSWORDS)
+        and not (op == auto.OpType.CREATE and urn.rsplit("::", 1)[-1] in NEW_SINCE_SPLIT)
     ]
     assert changed == []
     created = [(type_, urn) for op, type_, urn in steps if op == auto.OpType.CREATE]
     assert created, "the preview created no role component: is the program split at all?"
-    assert {urn.rsplit("::", 1)[-1] for _, urn in created} >= INTERNAL_PASSWORDS
+    assert {urn.rsplit("::", 1)[-1] for _, urn in created} >= NEW_SINCE_SPLIT
     assert [
         urn
         for type_, urn in created
-        if not type_.startswith(ROLE_TYPES) and urn.rsplit("::", 1)[-1] not in INTERNAL_PASSWORDS
+        if not type_.startswith(ROLE_TYPES) and urn.rsplit("::", 1)[-1] not in NEW_SINCE_SPLIT
     ] == []
     summary = preview.change_summary
     # The delete of a replaced object reports its old URN, the create its new one: count names.

@@ -715,27 +715,25 @@ class LoopbackSet:
         container = pod.template["containers"][0]
         return pod.run_in(container["name"], container["command"], timeout)
 
-    @contextlib.contextmanager
-    def cut_off(self, ordinal: int) -> Iterator[None]:
+    def cut_off(self, ordinal: int) -> contextlib.AbstractContextManager[None]:
         """Drops every packet to the pod's address (its servers unreachable), then heals."""
-        address = self.address(ordinal)
-        rules = [["INPUT", "-d", address, "-j", "DROP"]]
-        for rule in rules:
-            subprocess.run(["iptables", "-I", *rule], check=True)
-            self.cut_rules.append(rule)
-        try:
-            yield
-        finally:
-            self.heal()
+        return self._filtered(["INPUT", "-d", self.address(ordinal), "-j", "DROP"])
 
-    @contextlib.contextmanager
-    def refuse_new_connections(self, ordinal: int, port: int) -> Iterator[None]:
+    def refuse_new_connections(
+        self, ordinal: int, port: int
+    ) -> contextlib.AbstractContextManager[None]:
         """Resets every new TCP connection to ``port`` of the pod's address (established ones
         carry on, as a Sentinel's links do), then heals."""
+        address = self.address(ordinal)
         rule = [
-            "INPUT", "-d", self.address(ordinal), "-p", "tcp", "--dport", str(port), "--syn",
+            "INPUT", "-d", address, "-p", "tcp", "--dport", str(port), "--syn",
             "-j", "REJECT", "--reject-with", "tcp-reset",
         ]  # fmt: skip
+        return self._filtered(rule)
+
+    @contextlib.contextmanager
+    def _filtered(self, rule: list[str]) -> Iterator[None]:
+        """The iptables ``rule`` inserted while the block runs (and until :meth:`heal`)."""
         subprocess.run(["iptables", "-I", *rule], check=True)
         self.cut_rules.append(rule)
         try:
