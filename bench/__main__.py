@@ -36,7 +36,7 @@ from redistest.deployment import (
     start_cluster,
 )
 from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config, engine_overrides
-from redistest.health import config_epoch, wait_healthy
+from redistest.health import config_epoch, restarted_pods, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
 from redistest.monitoring import deploy_prometheus, stack_settings
@@ -297,6 +297,7 @@ class Bench:
         replicas = len(self.kube.redis_pods())
 
         def once(index: int) -> dict[str, Any]:
+            replaced = self.replace_restarted_pods()
             if name == "partition_master":
                 master = wait_healthy(self.kube, replicas)
                 max_lag = int(config_value(self.kube, master, "min-replicas-max-lag"))
@@ -319,6 +320,7 @@ class Bench:
             return {
                 **measurement.as_dict(),
                 **timeline,
+                "pods_replaced_before": replaced,
                 "sentinel_tilts": self.sentinel_lines("+tilt", since),
                 "sentinel_throttling": throttling_delta(
                     throttling_before, self.sentinel_throttling()
@@ -333,6 +335,16 @@ class Bench:
         }
         self.summary_picture()
 
+    def replace_restarted_pods(self) -> list[str]:
+        """Deletes the server pods with a container an earlier run killed, so that each run's
+        kill meets a container the kubelet restarts after its first back-off (10 s), not after
+        one doubled by every earlier run (up to 5 minutes, past the run's wait)."""
+        pods = restarted_pods(self.kube)
+        if pods:
+            log(f"  replacing {', '.join(pods)}: a container of theirs has restarted")
+            self.kube.run("delete", "pod", *pods, "--wait=false")
+        return pods
+
     def timeline(
         self,
         name: str,
@@ -342,8 +354,9 @@ class Bench:
         trace: WriterRun,
         logs: FollowedLogs,
     ) -> dict[str, Any]:
-        """The run's phases, proxy and Sentinel events, and its picture under
-        ``timelines/<engine>/runs``."""
+        """The run's phases, proxy and Sentinel events, its picture under
+        ``timelines/<engine>/runs`` and, beside it, every pod's log of the run (how the master
+        moved first, then each log in full)."""
         timeline = Timeline(
             title=f"{name} on {self.results['engine']}, run {index + 1}\n{outcome}",
             fault_at=fault_at,
@@ -352,7 +365,13 @@ class Bench:
             proxy_events=proxy_events(logs),
         )
         picture = render(timeline, self.timelines / "runs" / f"{name}-{index + 1}.png")
-        return {**timeline_summary(timeline), "picture": str(picture.relative_to(REPO))}
+        kept_logs = picture.with_suffix(".log")
+        kept_logs.write_text(f"{logs.digest()}\n\n{logs.text()}\n")
+        return {
+            **timeline_summary(timeline),
+            "picture": str(picture.relative_to(REPO)),
+            "logs": str(kept_logs.relative_to(REPO)),
+        }
 
     @property
     def timelines(self) -> Path:

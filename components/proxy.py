@@ -203,6 +203,10 @@ def render_haproxy_cfg(settings: RedisSettings, names: Names) -> str:
         "    log global",
         "    option dontlognull",
         "    timeout connect 2s",
+        # A refused connection is closed at once, so its client reconnects and the routing
+        # rules choose again; HAProxy's default, 3 retries to the same server 1 s apart, held a
+        # client 3 s on an old master whose port its hand-over closed.
+        "    retries 0",
         # Generous: a loaded node answers late, and a timed-out check flaps the routing.
         "    timeout check 2s",
         # Application connections idle for long stretches (pub/sub, pooled connections).

@@ -21,6 +21,20 @@ def pods_ready(kube: Kube) -> list[str]:
     return sorted(ready)
 
 
+def restarted_pods(kube: Kube) -> list[str]:
+    """Server pods with a container that has restarted (the kubelet delays each further start
+    of such a container, doubling from 10 s up to 5 minutes, until it has run for 10 minutes)."""
+    pods = kube.json("get", "pods", "-l", "app.kubernetes.io/component=server")["items"]
+    return sorted(
+        pod["metadata"]["name"]
+        for pod in pods
+        if any(
+            status.get("restartCount", 0) > 0
+            for status in pod["status"].get("containerStatuses", [])
+        )
+    )
+
+
 def sentinel_masters(kube: Kube, pods: list[str]) -> dict[str, str]:
     """Each pod's Sentinel answer to GET-MASTER-ADDR-BY-NAME (host only)."""
     views = {}
