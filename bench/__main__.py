@@ -69,6 +69,7 @@ from . import (
     summary,
 )
 from . import tls as tls_bench
+from .host import watched_host
 from .throughput import LoadConfig, master_host, replace_host, run_throughput
 from .timeline import (
     Timeline,
@@ -306,7 +307,7 @@ class Bench:
                 inject = getattr(scenarios, name)(self.kube)
             since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             throttling_before = self.sentinel_throttling()
-            with followed_logs(self.kube) as logs:
+            with followed_logs(self.kube) as logs, watched_host() as host:
                 measurement = scenarios.run_scenario(name, self.kube, self.url, inject, replicas)
             assert measurement.trace is not None
             lost = measurement.confirmed_writes_lost
@@ -321,6 +322,7 @@ class Bench:
                 **measurement.as_dict(),
                 **timeline,
                 "pods_replaced_before": replaced,
+                "host": host.as_dict(measurement.fault_at),
                 "sentinel_tilts": self.sentinel_lines("+tilt", since),
                 "sentinel_throttling": throttling_delta(
                     throttling_before, self.sentinel_throttling()
@@ -485,7 +487,7 @@ class Bench:
             prefix = f"bench-rolling-{index}-{int(time.time())}"
             writer = start_writer(kube, self.url, prefix, ROLLING_WRITER_SECONDS)
             try:
-                with followed_logs(kube) as logs:
+                with followed_logs(kube) as logs, watched_host() as host:
                     time.sleep(ROLLING_LEAD_SECONDS)
                     started = time.time()
                     self.deployed.up(maxmemoryPolicy=target)
@@ -522,6 +524,7 @@ class Bench:
                 "master_before": master_before,
                 "master_after": master_after,
                 "writer_errors": run.errors,
+                "host": host.as_dict(started),
             }
 
         runs = self.repeat("rolling_update", once)

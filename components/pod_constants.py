@@ -69,6 +69,8 @@ COMMAND_TIMEOUT_SECONDS = 3
 """Bound of every redis-cli call of the scripts, so a hung peer cannot stall them."""
 PROMOTABLE_WAIT_SECONDS = 15
 """Longest wait of a hand-over for Sentinel to see a preferred replica it would promote."""
+LEADER_CPU_SAMPLE_SECONDS = Decimal("0.5")
+"""How long a hand-over measures the CPU time of a Sentinel that is ready to lead it."""
 QUORUM_ANNOUNCE_SECONDS = 10
 """Time a hand-over keeps, after starting the failover, for a quorum to name the new master."""
 HOOK_MARGIN_SECONDS = 5
@@ -143,6 +145,23 @@ def busy_cpu_ticks(settings: RedisSettings) -> int:
     return int(ticks)
 
 
+def busy_leader_wait_seconds(settings: RedisSettings) -> int:
+    """How long a hand-over waits for a ready Sentinel that is not busy before a busy one may
+    lead it: two thirds of its wait for a Sentinel ready to lead at all (10 s by default), so a
+    busy one still leads in time. A restarted Sentinel spins for its first 10-15 s, until its
+    busy-loop check resets it, and the others see a restarted replica again within seconds."""
+    return promotable_wait_seconds(settings) * 2 // 3
+
+
+def busy_leader_cpu_seconds(settings: RedisSettings) -> Decimal:
+    """CPU time over ``LEADER_CPU_SAMPLE_SECONDS`` above which a Sentinel is too busy to lead a
+    hand-over while another may: the same share of its CPU limit as a busy check's."""
+    limit = parse_quantity(settings.resources["sentinel"].cpu_limit)
+    if limit is None:
+        raise ValueError(f"not a CPU quantity: {settings.resources['sentinel'].cpu_limit}")
+    return limit * LEADER_CPU_SAMPLE_SECONDS * BUSY_SHARE_OF_LIMIT
+
+
 def pod_constants(settings: RedisSettings) -> dict[str, str]:
     """Name and value of every constant the scripts read, in the order they are written."""
     names = Names.of(settings)
@@ -182,6 +201,9 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "HANDOVER_BUDGET_SECONDS": handover_budget_seconds(settings),
         "PROMOTABLE_WAIT_SECONDS": promotable_wait_seconds(settings),
         "QUORUM_ANNOUNCE_SECONDS": QUORUM_ANNOUNCE_SECONDS,
+        "LEADER_CPU_SAMPLE_SECONDS": LEADER_CPU_SAMPLE_SECONDS,
+        "BUSY_LEADER_CPU_SECONDS": busy_leader_cpu_seconds(settings),
+        "BUSY_LEADER_WAIT_SECONDS": busy_leader_wait_seconds(settings),
         "WRITE_PAUSE_MILLISECONDS": settings.termination_grace_period_seconds * 1000,
         "REPLICA_ACK_MILLISECONDS": REPLICA_ACK_MILLISECONDS,
         "PROMOTABLE_MAX_PING_MILLISECONDS": PROMOTABLE_MAX_PING_MILLISECONDS,

@@ -176,6 +176,26 @@ for host in $last_choice; do
     last_choice_count=$((last_choice_count + 1))
 done
 
+# sentinel_cpu_seconds SENTINEL: the CPU time that Sentinel has used since it started.
+sentinel_cpu_seconds() {
+    sentinel_cmd "$1" INFO cpu |
+        awk -F: '/^used_cpu_(sys|user):/ { total += $2 } END { printf "%.6f\n", total }'
+}
+
+# busy SENTINEL: that Sentinel used more than BUSY_LEADER_CPU_SECONDS of CPU time over
+# LEADER_CPU_SAMPLE_SECONDS; prints how much. One at its CPU limit is throttled (a restarted
+# Sentinel spins for its first seconds, until its busy-loop check resets it): leading a
+# rolling update's hand-overs, such a Sentinel took 0.30 s to reach FAILOVER TO where an idle
+# one takes 0.15-0.25 s.
+busy() {
+    _before=$(sentinel_cpu_seconds "$1")
+    sleep "$LEADER_CPU_SAMPLE_SECONDS"
+    _after=$(sentinel_cpu_seconds "$1")
+    _used=$(awk -v after="${_after:-0}" -v before="${_before:-0}" 'BEGIN { print after - before }')
+    printf ', used %s s of CPU in %s s' "$_used" "$LEADER_CPU_SAMPLE_SECONDS"
+    awk -v used="$_used" -v most="$BUSY_LEADER_CPU_SECONDS" 'BEGIN { exit !(used > most) }'
+}
+
 # ready_to_lead SENTINEL: that Sentinel can run the hand-over now: it names this server master,
 # is not in TILT (for 30 s it would act on nothing), would promote a preferred replica, knows
 # every other replica as last choice and, for a coordinated failover, knows exactly the live
@@ -184,7 +204,7 @@ done
 # the same address as it does: a Sentinel votes only for a failover of the master it knows at
 # the address the request names (SENTINEL IS-MASTER-DOWN-BY-ADDR), and while TLS goes
 # TLS-only, Sentinels of the previous spec name the plain port, those of the new one the TLS
-# port. Prints its view when it can.
+# port; and, until busy_leader_deadline, it is not busy. Prints its view when it can.
 ready_to_lead() {
     _named=$(named_master "$1")
     [ "$_named" = "$SELF" ] || { printf 'names %s master' "${_named:-no}"; return 1; }
@@ -194,11 +214,17 @@ ready_to_lead() {
     _linked=$(linked_sentinels "$1")
     printf '%s' "would promote ${_view% *} preferred replica(s), knows ${_view#* } of $last_choice_count others as last choice and is linked to $_linked other Sentinel(s)"
     [ "${_view% *}" -gt 0 ] && [ "${_view#* }" -ge "$last_choice_count" ] || return 1
-    [ "$coordinated" = 0 ] && return 0
-    _same_address=$(printf '%s\n' "$addresses" | grep -c -x -F "$(named_master_address "$1")")
-    printf ', %s Sentinel(s) name this server at its address' "$_same_address"
-    [ "$(master_set_fields "$1" num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
-        [ "$_linked" -ge "$((MAJORITY - 1))" ] && [ "$_same_address" -ge "$MAJORITY" ]
+    if [ "$coordinated" = 1 ]; then
+        _same_address=$(printf '%s\n' "$addresses" | grep -c -x -F "$(named_master_address "$1")")
+        printf ', %s Sentinel(s) name this server at its address' "$_same_address"
+        [ "$(master_set_fields "$1" num-other-sentinels)" = "$((REPLICAS - 1))" ] &&
+            [ "$_linked" -ge "$((MAJORITY - 1))" ] && [ "$_same_address" -ge "$MAJORITY" ] ||
+            return 1
+    fi
+    [ "$(date +%s)" -lt "$busy_leader_deadline" ] || return 0
+    if busy "$1"; then
+        return 1
+    fi
 }
 
 # choose_leader: the first Sentinel, this pod's before its peers', ready to lead the hand-over
@@ -229,6 +255,7 @@ choose_leader() {
 }
 
 ready_deadline=$(($(date +%s) + PROMOTABLE_WAIT_SECONDS))
+busy_leader_deadline=$(($(date +%s) + BUSY_LEADER_WAIT_SECONDS))
 choose_leader
 while [ -z "$leader" ] && [ "$(date +%s)" -lt "$ready_deadline" ]; do
     sleep "$POLL_SECONDS"
@@ -243,6 +270,9 @@ if [ -z "$leader" ]; then
     leader=localhost
     log "preStop: no Sentinel would promote a preferred replica in time; this pod's leads$views"
 fi
+# From here a leader is chosen again only to see a stuck hand-over through, when every tenth of
+# a second counts: a busy Sentinel may lead it at once.
+busy_leader_deadline=0
 
 # leave_network: no new TCP connection, and the applications' connections closed. A client
 # then retries elsewhere instead of meeting this server demoted (READONLY) before the

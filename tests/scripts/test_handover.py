@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ import redis
 
 from components.credentials import SENTINEL
 from components.naming import REDIS_PORT
+from components.pod_constants import busy_leader_cpu_seconds, busy_leader_wait_seconds
 
 from .conftest import LoopbackFactory
 from .loopback import LoopbackSet, Pod, call
@@ -387,5 +389,66 @@ def test_a_peer_sentinel_leads_the_handover_when_the_local_one_hangs(
     assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
     assert hooks["redis"] < cluster.settings.termination_grace_period_seconds - 6, hooks
     assert new.ordinal == 1, "the peer promotes the preferred replica, the lowest ordinal"
+    assert writer.result.readonly_errors == 0
+    assert lost_writes(cluster, "w", writer.result.confirmed) == []
+
+
+def keep_busy(pod: Pod, stop: threading.Event) -> None:
+    """Keeps ``pod``'s Sentinel at work until ``stop``: PINGs in batches of 10,000 over a raw
+    connection, the replies read in bulk and not parsed, so the client costs next to nothing
+    and the Sentinel's CPU time grows as a spinning one's does."""
+    login = pod.sentinel().connection_pool.connection_kwargs
+    user, password = str(login["username"]), str(login["password"])
+    auth = f"*3\r\n$4\r\nAUTH\r\n${len(user)}\r\n{user}\r\n${len(password)}\r\n{password}\r\n"
+    batch, reply = b"PING\r\n" * 10_000, b"+PONG\r\n"
+    link = socket.create_connection((login["host"], login["port"]), timeout=5)
+    # The Sentinel goes with its pod: its connection then breaks, which ends the flood.
+    with link, contextlib.suppress(OSError):
+        link.sendall(auth.encode())
+        assert link.recv(64).startswith(b"+OK"), "AUTH on the Sentinel"
+        while not stop.is_set():
+            link.sendall(batch)
+            expected = len(reply) * 10_000
+            while expected > 0:
+                received = link.recv(1 << 16)
+                if not received:
+                    return
+                expected -= len(received)
+
+
+def test_a_busy_sentinel_leads_the_handover_only_when_no_idle_one_is_ready(
+    loopback: LoopbackFactory,
+) -> None:
+    """The master's own Sentinel is busy (as a restarted Sentinel spins at its CPU limit, which
+    throttles it): a peer's Sentinel that is ready and idle leads the hand-over instead, and the
+    hook's log gives the CPU time each used. Without the check, the master's own Sentinel, ready
+    too and asked first, leads."""
+    cluster = loopback()
+    cluster.start()
+    old = cluster.wait_healthy(60)
+    threshold = float(busy_leader_cpu_seconds(cluster.settings))
+    stop = threading.Event()
+    flooders = [threading.Thread(target=keep_busy, args=(old, stop), daemon=True) for _ in range(2)]
+    with Writer(cluster) as writer:
+        writer.wait_confirmed(300)
+        for flooder in flooders:
+            flooder.start()
+        try:
+            hooks = old.delete()
+        finally:
+            stop.set()
+        new = cluster.wait_healthy(30, expected_pods=2)
+        writer.wait_confirmed(200)
+    shutdown_log = (old.dir / "data" / "redis" / "last-shutdown.log").read_text()
+    leader = re.search(r"the Sentinel at (\S+) leads the hand-over: it (.*)", shutdown_log)
+    assert leader is not None, shutdown_log
+    assert leader.group(1) != "localhost", shutdown_log
+    used_by_leader = re.search(r"used ([\d.e+-]+) s of CPU", leader.group(2))
+    used_by_local = re.search(r"localhost [^;]*used ([\d.e+-]+) s of CPU", leader.group(2))
+    assert used_by_leader and used_by_local, shutdown_log
+    assert float(used_by_leader.group(1)) <= threshold < float(used_by_local.group(1)), shutdown_log
+    assert "is master now, named by a quorum of Sentinels" in shutdown_log, shutdown_log
+    assert hooks["redis"] < busy_leader_wait_seconds(cluster.settings) + 10, hooks
+    assert new.ordinal == 1
     assert writer.result.readonly_errors == 0
     assert lost_writes(cluster, "w", writer.result.confirmed) == []

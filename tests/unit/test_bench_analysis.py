@@ -3,8 +3,11 @@ integration writer, the throughput percentiles and the shared bounded wait; no c
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
+import subprocess
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +26,7 @@ from bench import (
     summarize_runs,
     summary,
 )
+from bench.host import STALL_SECONDS, watched_host
 from bench.throughput import (
     Case,
     cases,
@@ -486,3 +490,20 @@ def test_tls_ratios() -> None:
     assert ratios({"set": {"ops_per_second": 50.0}}, {"set": {"ops_per_second": 100.0}}) == {
         "set": 0.5
     }
+
+
+def test_the_host_watch_reports_a_stall_of_every_process_and_none_when_calm() -> None:
+    """The bench process itself stopped for 1.2 s (SIGSTOP, then SIGCONT from outside), as a
+    machine-wide stall stops every process: one stall of about that length; none when calm."""
+    with watched_host() as calm:
+        time.sleep(0.5)
+    assert calm.stalls == [] and calm.longest_stall_seconds < STALL_SECONDS
+    pid = os.getpid()
+    with watched_host() as stalled:
+        subprocess.Popen(["sh", "-c", f"sleep 0.3; kill -STOP {pid}; sleep 1.2; kill -CONT {pid}"])
+        time.sleep(2.5)
+    assert len(stalled.stalls) == 1, stalled.stalls
+    (started, length), now = stalled.stalls[0], time.time()
+    assert 1.0 <= length < 2.0 and now - 3.5 < started < now
+    assert stalled.longest_stall_seconds == length
+    assert set(stalled.as_dict(started)["stalls"][0]) <= {0.0, round(length, 3)}
