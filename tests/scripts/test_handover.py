@@ -17,7 +17,11 @@ import redis
 
 from components.credentials import SENTINEL
 from components.naming import REDIS_PORT
-from components.pod_constants import busy_leader_cpu_seconds, busy_leader_wait_seconds
+from components.pod_constants import (
+    LAST_CHOICE_REPLICA_PRIORITY,
+    busy_leader_cpu_seconds,
+    busy_leader_wait_seconds,
+)
 
 from .conftest import LoopbackFactory
 from .loopback import LoopbackSet, Pod, call
@@ -416,6 +420,24 @@ def keep_busy(pod: Pod, stop: threading.Event) -> None:
                 expected -= len(received)
 
 
+def knows_priority(observer: Pod, replica: Pod, priority: int) -> bool:
+    """``observer``'s Sentinel lists ``replica`` with that ``replica-priority``."""
+    cluster = observer.owner
+    try:
+        name = cluster.settings.master_set_name
+        entries = call(observer.sentinel(), "SENTINEL", "REPLICAS", name)
+    except redis.RedisError:
+        return False
+    for entry in entries:
+        if isinstance(entry, dict):
+            fields = entry
+        else:
+            fields = dict(zip(entry[::2], entry[1::2], strict=False))
+        if cluster.host_ordinal(str(fields["ip"])) == replica.ordinal:
+            return int(fields["slave-priority"]) == priority
+    return False
+
+
 def test_a_busy_sentinel_leads_the_handover_only_when_no_idle_one_is_ready(
     loopback: LoopbackFactory,
 ) -> None:
@@ -429,6 +451,17 @@ def test_a_busy_sentinel_leads_the_handover_only_when_no_idle_one_is_ready(
     threshold = float(busy_leader_cpu_seconds(cluster.settings))
     stop = threading.Event()
     flooders = [threading.Thread(target=keep_busy, args=(old, stop), daemon=True) for _ in range(2)]
+    # Every Sentinel already knows the replica the hook will make last choice, as a Sentinel
+    # that has run for a while would: that way only its CPU time can keep the master's own
+    # Sentinel from leading (a flooded one refreshes its view late).
+    last_choice = cluster.pod(2)
+    priority = LAST_CHOICE_REPLICA_PRIORITY
+    call(last_choice.local_client(), "CONFIG", "SET", "replica-priority", priority)
+    cluster.wait(
+        lambda: all(knows_priority(pod, last_choice, priority) for pod in cluster.running()),
+        30,
+        "every Sentinel knows the last-choice replica",
+    )
     with Writer(cluster) as writer:
         writer.wait_confirmed(300)
         for flooder in flooders:
