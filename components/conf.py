@@ -27,6 +27,8 @@ SCRIPT_NAMES = (
     "prestop-redis.sh",
     "prestop-sentinel.sh",
     "revoke.sh",
+    "roll-pods.sh",
+    "roll-master.sh",
 )
 
 

@@ -14,7 +14,7 @@ from lightkube.utils.quantity import parse_quantity
 
 from . import credentials
 from .engines import ENGINES
-from .naming import REDIS_PORT, SENTINEL_PORT, Names
+from .naming import REDIS_PORT, SENTINEL_PORT, Names, selector_labels
 from .settings import RedisSettings, majority
 from .tls import (
     CERTIFICATE_RELOAD_POLL_SECONDS,
@@ -104,6 +104,19 @@ DEMOTION_POLL_SECONDS = 0.05
 could still meet it demoted."""
 REVOKE_DEADLINE_SECONDS = 120
 """How long the revocation Job retries servers that do not answer (a pod restarting)."""
+ROLL_DIR = "/roll"
+"""Directory the rolling-update Job's two containers share (an ``emptyDir``)."""
+ROLL_POD_START_SECONDS = 600
+"""How long the rolling update waits for one recreated pod to be Ready (its replica's full
+sync included) before it gives up."""
+ROLL_MASTER_MAX_AGE_SECONDS = 5
+"""The rolling update deletes no pod while the master it last read from the Sentinels is older
+than this."""
+ROLL_MASTER_WAIT_SECONDS = 30
+"""How long the rolling update waits for the Sentinels to name a master before it goes on in
+the StatefulSet controller's order (highest ordinal first)."""
+API_TIMEOUT_SECONDS = 10
+"""Bound of every Kubernetes API request of the rolling update."""
 REDIS_GONE_AFTER_MISSES = 2
 """Unanswered pings after which the Sentinel's preStop takes the Redis container as stopped."""
 
@@ -135,12 +148,18 @@ def peer_sentinel_port(tls: TlsSettings) -> int:
     return SENTINEL_TLS_PORT if tls.internal else SENTINEL_PORT
 
 
-def busy_cpu_ticks(settings: RedisSettings) -> int:
-    """CPU time (clock ticks) over one check above which a Sentinel is busy: a share of its CPU
-    limit, which a spinning Sentinel uses whole."""
+def sentinel_cpu_limit(settings: RedisSettings) -> Decimal:
+    """The Sentinel container's CPU limit in cores."""
     limit = parse_quantity(settings.resources["sentinel"].cpu_limit)
     if limit is None:
         raise ValueError(f"not a CPU quantity: {settings.resources['sentinel'].cpu_limit}")
+    return limit
+
+
+def busy_cpu_ticks(settings: RedisSettings) -> int:
+    """CPU time (clock ticks) over one check above which a Sentinel is busy: a share of its CPU
+    limit, which a spinning Sentinel uses whole."""
+    limit = sentinel_cpu_limit(settings)
     ticks = limit * CLOCK_TICKS_PER_SECOND * BUSY_CHECK_SECONDS * BUSY_SHARE_OF_LIMIT
     return int(ticks)
 
@@ -156,10 +175,14 @@ def busy_leader_wait_seconds(settings: RedisSettings) -> int:
 def busy_leader_cpu_seconds(settings: RedisSettings) -> Decimal:
     """CPU time over ``LEADER_CPU_SAMPLE_SECONDS`` above which a Sentinel is too busy to lead a
     hand-over while another may: the same share of its CPU limit as a busy check's."""
-    limit = parse_quantity(settings.resources["sentinel"].cpu_limit)
-    if limit is None:
-        raise ValueError(f"not a CPU quantity: {settings.resources['sentinel'].cpu_limit}")
-    return limit * LEADER_CPU_SAMPLE_SECONDS * BUSY_SHARE_OF_LIMIT
+    return sentinel_cpu_limit(settings) * LEADER_CPU_SAMPLE_SECONDS * BUSY_SHARE_OF_LIMIT
+
+
+def roll_deadline_seconds(settings: RedisSettings) -> int:
+    """How long a rolling update may take: each pod's graceful stop (its hand-over included)
+    and its start, one pod after the other."""
+    per_pod = settings.termination_grace_period_seconds + ROLL_POD_START_SECONDS
+    return settings.replicas * per_pod
 
 
 def pod_constants(settings: RedisSettings) -> dict[str, str]:
@@ -226,6 +249,12 @@ def pod_constants(settings: RedisSettings) -> dict[str, str]:
         "PROXY_NOTICE_SECONDS": PROXY_NOTICE_SECONDS,
         "REDIS_GONE_AFTER_MISSES": REDIS_GONE_AFTER_MISSES,
         "REVOKE_DEADLINE_SECONDS": REVOKE_DEADLINE_SECONDS,
+        "ROLL_DIR": ROLL_DIR,
+        "ROLL_DEADLINE_SECONDS": roll_deadline_seconds(settings),
+        "ROLL_MASTER_MAX_AGE_SECONDS": ROLL_MASTER_MAX_AGE_SECONDS,
+        "ROLL_MASTER_WAIT_SECONDS": ROLL_MASTER_WAIT_SECONDS,
+        "API_TIMEOUT_SECONDS": API_TIMEOUT_SECONDS,
+        "ROLL_SELECTOR": ",".join(f"{k}={v}" for k, v in selector_labels(names, "server").items()),
     }
     return {key: str(value) for key, value in values.items()}
 

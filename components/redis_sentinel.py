@@ -77,7 +77,7 @@ class RedisSentinel(pulumi.ComponentResource):
         routing = MasterRouting(name, MasterRoutingArgs(settings, access.workloads), child)
         if settings.previous_password_revoked or settings.previous_internal_passwords_revoked:
             Revocation(
-                name, RevocationArgs(settings, after=[servers.statefulset, routing.proxy]), child
+                name, RevocationArgs(settings, after=[servers.rollout, routing.proxy]), child
             )
         publishing = Publishing(
             name,

@@ -13,6 +13,15 @@ from .guards import server_network_policy_spec
 from .migration import ENGINE_ANNOTATION, wanted_deployment
 from .naming import Names
 from .role import RoleComponent, object_metadata
+from .rollout import (
+    ROLLOUT_COMPONENT,
+    job_deadline_seconds,
+    roller_name,
+    roller_rules,
+    rollout_job_name,
+    rollout_job_spec,
+    template_digest,
+)
 from .services import headless_service_spec, sentinel_service_spec
 from .settings import RedisSettings
 from .workload import statefulset_spec
@@ -58,7 +67,10 @@ class RedisServers(RoleComponent):
     sentinel_service_name: pulumi.Output[str]
     """Name of the Service that reaches any ready Sentinel."""
     statefulset: k8s.apps.v1.StatefulSet
-    """The StatefulSet, for what must wait until its pods have rolled out."""
+    """The StatefulSet."""
+    rollout: k8s.batch.v1.Job
+    """The Job that rolled the pods onto the StatefulSet's template, for what must wait until
+    they have (see :mod:`components.rollout`)."""
     rolled_network_policy: k8s.networking.v1.NetworkPolicy
     """NetworkPolicy ``<release>-server-rolled``: the servers' ingress as the one before the
     StatefulSet, changed only once the pods have rolled (see :meth:`__init__`)."""
@@ -112,6 +124,11 @@ class RedisServers(RoleComponent):
         #   garbage collection deletes the StatefulSet with its pods, and its claims as the
         #   retention policy says, before the Service goes. A size change does not touch the
         #   Service, so the replacement still orphans. No hook and no API call from the program.
+        spec = statefulset_spec(
+            settings,
+            names,
+            {"checksum/config": checksum(files), "checksum/auth": args.access.auth_checksum},
+        )
         statefulset = k8s.apps.v1.StatefulSet(
             name,
             metadata={
@@ -124,11 +141,7 @@ class RedisServers(RoleComponent):
                     owned_by_service(names.headless_service, headless.metadata.uid)
                 ],
             },
-            spec=statefulset_spec(
-                settings,
-                names,
-                {"checksum/config": checksum(files), "checksum/auth": args.access.auth_checksum},
-            ),
+            spec=spec,
             opts=pulumi.ResourceOptions.merge(
                 self.moved_options(
                     depends_on=[
@@ -144,6 +157,10 @@ class RedisServers(RoleComponent):
             ),
         )
 
+        self.rollout = self._rollout(
+            name, settings, names, spec["template"], statefulset, prerequisites
+        )
+
         # NetworkPolicies add up. The one created before the StatefulSet admits the new spec's
         # ports before any pod serves them; this copy changes only once every pod has rolled,
         # so the pods of the previous spec keep the ports their own links use until they are
@@ -154,7 +171,7 @@ class RedisServers(RoleComponent):
             f"{name}-server-rolled-netpol",
             metadata=object_metadata(settings, f"{names.release}-server-rolled"),
             spec=server_network_policy_spec(settings, names),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[statefulset]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.rollout]),
         )
         self.statefulset = statefulset
         self.statefulset_id = statefulset.id
@@ -168,4 +185,54 @@ class RedisServers(RoleComponent):
                 "headless_service_name": self.headless_service_name,
                 "sentinel_service_name": self.sentinel_service_name,
             }
+        )
+
+    def _rollout(
+        self,
+        name: str,
+        settings: RedisSettings,
+        names: Names,
+        template: dict[str, object],
+        statefulset: k8s.apps.v1.StatefulSet,
+        prerequisites: list[pulumi.Resource],
+    ) -> k8s.batch.v1.Job:
+        """The roller's ServiceAccount, Role and RoleBinding, and the Job of this template."""
+        child = pulumi.ResourceOptions(parent=self, depends_on=prerequisites)
+        roller = roller_name(names)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-roller",
+            metadata=object_metadata(settings, roller, ROLLOUT_COMPONENT),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-roller",
+            metadata=object_metadata(settings, roller, ROLLOUT_COMPONENT),
+            rules=roller_rules(settings, names),
+            opts=child,
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-roller",
+            metadata=object_metadata(settings, roller, ROLLOUT_COMPONENT),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roller},
+            subjects=[{"kind": "ServiceAccount", "name": roller, "namespace": settings.namespace}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*prerequisites, account, role]),
+        )
+        job_name = pulumi.Output.from_input(template).apply(
+            lambda resolved: rollout_job_name(names, template_digest(resolved))
+        )
+        deadline = f"{job_deadline_seconds(settings)}s"
+        return k8s.batch.v1.Job(
+            f"{name}-roll",
+            metadata={
+                **object_metadata(settings, "", ROLLOUT_COMPONENT),
+                "name": job_name,
+            },
+            spec=rollout_job_spec(settings, names),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[statefulset, binding],
+                delete_before_replace=True,
+                custom_timeouts=pulumi.CustomTimeouts(create=deadline, update=deadline),
+            ),
         )

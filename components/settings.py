@@ -128,6 +128,9 @@ class RedisSettings:
     """Allows a migration after which the data no longer loads into the previous engine."""
     proxy_image: str = "haproxy:3.2"
     """HAProxy image that routes ``<name>-service`` to the current master."""
+    roller_image: str = "alpine/k8s:1.34.2"
+    """Image with ``kubectl`` and a POSIX ``sh`` for the Job that rolls the servers onto a new
+    spec, the master last."""
     image_pull_policy: str = "IfNotPresent"
     """Pull policy of every container."""
     storage_size: str = "2Gi"
@@ -328,6 +331,7 @@ KEYS: dict[str, _Key] = {
     ),
     "acknowledgeOneWayMigration": _Key(_as_bool, "acknowledge_one_way_migration", "true or false"),
     "proxyImage": _Key(_as_str, "proxy_image", "an image reference"),
+    "rollerImage": _Key(_as_str, "roller_image", "an image reference"),
     "imagePullPolicy": _Key(
         _one_of(PULL_POLICIES), "image_pull_policy", "one of " + ", ".join(PULL_POLICIES)
     ),

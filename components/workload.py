@@ -259,7 +259,8 @@ def statefulset_spec(settings: RedisSettings, names: Names, annotations: dict[st
         # Parallel: after a full restart every pod must start to find the latest master; with
         # OrderedReady pod 0 would wait for a master link before pod 1 may start.
         "podManagementPolicy": "Parallel",
-        "updateStrategy": {"type": "RollingUpdate"},
+        # The rolling-update Job deletes the pods, the master last (components/rollout.py).
+        "updateStrategy": {"type": "OnDelete"},
         "persistentVolumeClaimRetentionPolicy": {
             "whenDeleted": settings.pvc_retention_policy,
             "whenScaled": settings.pvc_retention_policy,

@@ -8,6 +8,7 @@
 #   $HAPROXY_IMAGE       HAProxy 3.2 (testing) (uid 999)
 #   $REDIS_CLIENT_IMAGE  redis-tools (redis-cli, redis-benchmark), python3-redis (uid 999)
 #   $PAUSE_IMAGE         static Go pause (tools/pause), containerd's sandbox image
+#   $KUBECTL_IMAGE       the cluster's kubectl (build.sh) on a minimal Debian (sh, coreutils)
 #   $CERT_MANAGER_IMAGE  static cert-manager controller (tools/cert-manager, uid 65532)
 #   $REDIS_EXPORTER_IMAGE  redis_exporter 1.86 (testing): prometheus-redis-exporter (uid 65534)
 #   $PROMETHEUS_IMAGE    Prometheus 3.5 and promtool (testing) (uid 65534)
@@ -47,6 +48,7 @@ image_ref() {
         haproxy) echo "$HAPROXY_IMAGE" ;;
         redis-client) echo "$REDIS_CLIENT_IMAGE" ;;
         pause) echo "$PAUSE_IMAGE" ;;
+        kubectl) echo "$KUBECTL_IMAGE" ;;
         cert-manager) echo "$CERT_MANAGER_IMAGE" ;;
         redis-exporter) echo "$REDIS_EXPORTER_IMAGE" ;;
         prometheus) echo "$PROMETHEUS_IMAGE" ;;
@@ -60,6 +62,7 @@ image_packages() {
         haproxy) echo haproxy ;;
         redis-exporter) echo prometheus-redis-exporter ;;
         prometheus) echo prometheus ;;
+        kubectl) echo mawk ;;
     esac
 }
 image_suite() {
@@ -88,7 +91,7 @@ image_main_package() {
         haproxy) echo haproxy ;;
     esac
 }
-IMAGE_KEYS=(pause cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus)
+IMAGE_KEYS=(pause cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus kubectl)
 
 archive_of() { echo "$IMAGES_DIR/$1.tar"; }
 
@@ -127,6 +130,7 @@ image_hash() {
         (cd "$CLUSTER_LIB_DIR" && sha256sum mkimage.py)
         [[ $key != pause ]] || { go version; (cd "$REPO_ROOT/tools/pause" && sha256sum ./*.go go.mod); }
         [[ $key != cert-manager ]] || { go version; (cd "$REPO_ROOT/tools/cert-manager" && sha256sum ./*.go go.mod go.sum); }
+        [[ $key != kubectl ]] || sha256sum <"$(kubectl_binary)"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -211,6 +215,16 @@ customize_redis_exporter() { :; }
 customize_prometheus() {
     install -d -o 65534 -g 65534 -m 0770 "$1/prometheus"
 }
+# kubectl_binary: the cluster's kubectl, which build.sh builds before the images.
+kubectl_binary() {
+    local binary
+    binary=$(readlink -f "$BIN_DIR/kubectl")
+    [[ -x $binary ]] || die "$BIN_DIR/kubectl is missing: run scripts/cluster/build.sh first (make up does)"
+    echo "$binary"
+}
+customize_kubectl() {
+    install -m 0755 "$(kubectl_binary)" "$1/usr/local/bin/kubectl"
+}
 customize_redis_client() {
     local root=$1
     set_app_user "$root" redis
@@ -233,6 +247,9 @@ pack_haproxy() {
 pack_redis_client() {
     pack "$1" "$2" --user "$APP_UID:$APP_UID" --workdir /data --env "$IMAGE_PATH_ENV" \
         --env PYTHONDONTWRITEBYTECODE=1 --cmd '["sleep","infinity"]'
+}
+pack_kubectl() {
+    pack "$1" "$2" --user "$APP_UID:$APP_UID" --workdir /tmp --env "$IMAGE_PATH_ENV" --cmd '["kubectl","version","--client"]'
 }
 pack_redis_exporter() {
     pack "$1" "$2" --user 65534:65534 --env "$IMAGE_PATH_ENV" --entrypoint '["/usr/bin/prometheus-redis-exporter"]'

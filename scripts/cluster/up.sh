@@ -41,7 +41,7 @@ kind_up() {
     fi
     local key archive kc=kubectl
     [[ -x $BIN_DIR/kubectl ]] && kc=$BIN_DIR/kubectl
-    for key in cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus; do
+    for key in cert-manager redis-7.0 redis-8.0 valkey-9.1 haproxy redis-client redis-exporter prometheus kubectl; do
         archive=$IMAGES_DIR/$key.tar
         [[ -f $archive ]] || die "$archive is missing; build the images once with: sudo $CLUSTER_LIB_DIR/images.sh build"
         kind load image-archive "$archive" --name "$KIND_NAME"

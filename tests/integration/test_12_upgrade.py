@@ -53,9 +53,10 @@ MOVED_TYPES = ("kubernetes:", "random:")
 ROLE_TYPES = "sophia:redis:"
 INTERNAL_PASSWORDS = {f"redis-{credential.role}-password" for credential in INTERNAL_CREDENTIALS}
 """The passwords of the internal roles, new since credentials by role."""
-NEW_SINCE_SPLIT = INTERNAL_PASSWORDS | {"redis-server-rolled-netpol"}
-"""Resources new since the split: the internal roles' passwords and the servers' NetworkPolicy
-that changes only once the pods have rolled. Created, nothing else."""
+NEW_SINCE_SPLIT = INTERNAL_PASSWORDS | {"redis-server-rolled-netpol", "redis-roller", "redis-roll"}
+"""Resources new since the split: the internal roles' passwords, the servers' NetworkPolicy
+that changes only once the pods have rolled, and the rolling-update Job with its
+ServiceAccount, Role and RoleBinding. Created, nothing else."""
 
 
 def export_program(commit: str, target: Path) -> None:

@@ -72,7 +72,7 @@ def test_upgrade_to_redis_8_0_under_load_loses_nothing(release: Deployed) -> Non
     assert run["confirmed_writes_lost"] == 0, run
     assert run["readonly_errors_after_settle"] == 0, run
     assert run["masters_after"] == 1, run
-    assert 1 <= run["switchovers"] <= 2, run
+    assert run["switchovers"] == 1, run  # the replicas first, the master last
     assert run["longest_write_gap_seconds"] < MAX_UNAVAILABILITY_SECONDS, run
     assert release.preview_changes() == {}
 

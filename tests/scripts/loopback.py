@@ -571,6 +571,8 @@ class LoopbackSet:
         self.password = password
         self.secret = credential_secret(password, previous_password)
         self.revision = revision
+        self.roll_order: list[int] = []
+        """The ordinals of the last rolling update, in the order it replaced them."""
         self.cgroup = CGROUP_ROOT / f"set-{subnet}"
         _kill_cgroup(self.cgroup) if self.cgroup.exists() else None
         self.cgroup.mkdir(parents=True, exist_ok=True)
@@ -682,8 +684,9 @@ class LoopbackSet:
         secret: dict[str, str] | None = None,
         timeout: float = 90,
     ) -> None:
-        """What the StatefulSet controller does on a template change: from the highest ordinal
-        down, delete a pod, start it on the new revision and wait until it is ready."""
+        """What the rolling-update Job does on a template change (components/rollout.py): one
+        pod at a time, the replicas in ordinal order and the master last, delete it, start it
+        on the new revision and wait until it is ready."""
         if settings is not None:
             self.configure(settings)
         self.revision = revision
@@ -695,10 +698,18 @@ class LoopbackSet:
             }
             self.secret = {**kept, **secret}
             self.password = secret[PASSWORD_KEY]
-        for ordinal in range(self.settings.replicas - 1, -1, -1):
+        pending = [
+            ordinal
+            for ordinal in range(self.settings.replicas)
+            if not (self.pod(ordinal)._stop.is_set() and not self.pod(ordinal).containers)
+        ]
+        self.roll_order.clear()
+        while pending:
+            masters = {pod.ordinal for pod in self.masters()}
+            ordinal = next((o for o in pending if o not in masters), pending[0])
+            pending.remove(ordinal)
+            self.roll_order.append(ordinal)
             pod = self.pod(ordinal)
-            if pod._stop.is_set() and not pod.containers:
-                continue
             pod.delete()
             pod.revision = revision
             pod.secret = dict(self.secret)

@@ -127,7 +127,7 @@ def test_upgrade_from_the_single_password_layout_loses_no_write_and_ends_least_p
         )
         writer.wait_confirmed(200)
     assert lost_writes(cluster, "w", writer.result.confirmed) == []
-    first_updated = cluster.pod(len(cluster.pods) - 1).log("redis")
+    first_updated = cluster.pod(cluster.roll_order[0]).log("redis")
     assert "taught them every role's user" in first_updated, first_updated[-2000:]
     cluster.sentinel_login = None
     assert probe_set(cluster) == [], "after the roll no admin user takes the application password"
@@ -158,7 +158,7 @@ def test_internal_passwords_rotate_then_are_revoked_without_losing_a_write(
             },
         )
         writer.wait_confirmed(200)
-        first_updated = cluster.pod(len(cluster.pods) - 1).log("redis")
+        first_updated = cluster.pod(cluster.roll_order[0]).log("redis")
         assert "the rotated internal passwords" in first_updated, first_updated[-2000:]
         cluster.wait_healthy(60)
         for pod in cluster.running():

@@ -200,8 +200,8 @@ def rollout(switchovers: int, expected: int) -> dict[str, Any]:
 
 
 def test_rolling_update_switchovers_must_match_the_master_position() -> None:
-    target = "rolling_update: 1 switchover (2 when the master starts on the highest ordinal)"
-    as_expected = summarize_runs([rollout(1, 1), rollout(2, 2)], ROLLING_SERIES)
+    target = "rolling_update: 1 switchover, whatever ordinal the master is on"
+    as_expected = summarize_runs([rollout(1, 1), rollout(1, 1)], ROLLING_SERIES)
     one_too_many = summarize_runs([rollout(1, 1), rollout(2, 1)], ROLLING_SERIES)
     assert verdicts_of({"rolling_update": as_expected})[target] is True
     assert verdicts_of({"rolling_update": one_too_many})[target] is False

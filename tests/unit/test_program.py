@@ -34,6 +34,16 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 ROLLED_NETPOL = (NETPOL, "redis-server-rolled-netpol")
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+ROLLOUT_JOB = ("kubernetes:batch/v1:Job", "redis-roll")
+ROLLOUT = {
+    ROLLOUT_JOB,
+    ("kubernetes:core/v1:ServiceAccount", "redis-roller"),
+    (ROLE, "redis-roller"),
+    (ROLE_BINDING, "redis-roller"),
+}
+"""The rolling update's Job and its ServiceAccount, Role and RoleBinding."""
 NAMESPACE = "kubernetes:core/v1:Namespace"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 ESC = "pulumiservice:index:Environment"
@@ -172,9 +182,16 @@ def test_restricted_security_context(stack: str, workload: str) -> None:
         assert security["runAsNonRoot"] is True
 
 
-def test_service_account_mounts_no_token() -> None:
-    account = deployed("dev").one("kubernetes:core/v1:ServiceAccount")
-    assert account.inputs["automountServiceAccountToken"] is False
+def test_service_accounts_mount_no_token() -> None:
+    accounts = deployed("dev").of_type("kubernetes:core/v1:ServiceAccount")
+    assert {account.name for account in accounts} == {"redis-serviceaccount", "redis-roller"}
+    for account in accounts:
+        assert account.inputs["automountServiceAccountToken"] is False
+
+
+def revocation_jobs(deployment: Deployment) -> list[Registered]:
+    """The Jobs of the deployment but the rolling update's."""
+    return [job for job in deployment.of_type(JOB) if (JOB, job.name) != ROLLOUT_JOB]
 
 
 def test_anti_affinity_required_in_prod_preferred_in_dev() -> None:
@@ -307,22 +324,22 @@ def test_revocation_drops_the_previous_password_and_runs_a_job_without_rolling_t
 
     assert auth_checksum(revoked, STS) == auth_checksum(rotated, STS), "servers must not roll"
     assert auth_checksum(revoked, DEPLOYMENT) != auth_checksum(rotated, DEPLOYMENT)
-    (job,) = revoked.of_type(JOB)
+    (job,) = revocation_jobs(revoked)
     assert job.name == "redis-revoke-v1"
     assert job.inputs["metadata"]["name"] == "redis-revoke-v1"
     depends_on = revoked.options[(JOB, job.name)].depends_on or []
     assert isinstance(depends_on, list)
-    assert {key(r) for r in depends_on} == {(STS, "redis"), (DEPLOYMENT, "redis-proxy")}
+    assert {key(r) for r in depends_on} == {ROLLOUT_JOB, (DEPLOYMENT, "redis-proxy")}
     container = job.inputs["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["sh", "/scripts/revoke.sh"]
     assert FAKE_PASSWORD not in json.dumps(job.inputs)
-    assert not rotated.of_type(JOB)
+    assert not revocation_jobs(rotated)
 
 
 def test_the_next_rotation_after_a_revocation_keeps_its_previous_password() -> None:
     rotated_again = deploy_with("dev", passwordGeneration="3", revokedPasswordGeneration="1")
     assert "previous-password" in rotated_again.one(SECRET).inputs["stringData"]
-    assert not rotated_again.of_type(JOB)
+    assert not revocation_jobs(rotated_again)
 
 
 def auth_checksum_of(deployment: Deployment, resource_type: str) -> str:
@@ -376,7 +393,7 @@ def test_internal_revocation_drops_the_previous_internal_passwords_with_a_job_of
     )
     assert auth_checksum_of(revoked, STS) == auth_checksum_of(rotated, STS), "servers must not roll"
     assert auth_checksum_of(revoked, DEPLOYMENT) == auth_checksum_of(rotated, DEPLOYMENT)
-    (job,) = revoked.of_type(JOB)
+    (job,) = revocation_jobs(revoked)
     assert job.name == "redis-revoke-internal-v1"
     assert job.inputs["metadata"]["name"] == "redis-revoke-internal-v1"
     env = {e["name"]: e for e in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -393,7 +410,7 @@ def test_both_revocations_run_two_jobs() -> None:
         internalPasswordGeneration="2",
         revokedInternalPasswordGeneration="1",
     )
-    assert sorted(job.name for job in both.of_type(JOB)) == [
+    assert sorted(job.name for job in revocation_jobs(both)) == [
         "redis-revoke-internal-v1",
         "redis-revoke-v2",
     ]
@@ -447,7 +464,7 @@ def test_each_config_revision_has_a_config_map_of_its_own() -> None:
         names.append(name)
     assert names[0] != names[1], "a new revision must not change the files of running pods"
     revoked = deploy_with("dev", passwordGeneration="2", revokedPasswordGeneration="1")
-    (job,) = revoked.of_type(JOB)
+    (job,) = revocation_jobs(revoked)
     job_volumes = job.inputs["spec"]["template"]["spec"]["volumes"]
     assert {
         "name": "scripts",
@@ -620,6 +637,7 @@ OWNERS: dict[str, set[tuple[str, str]]] = {
         (SERVICE, "redis-sentinel"),
         (STS, "redis"),
         ROLLED_NETPOL,
+        *ROLLOUT,
     },
     "sophia:redis:MasterRouting": {
         (CONFIG_MAP, "redis-proxy-config"),
@@ -696,7 +714,8 @@ def test_moved_resources_keep_the_urn_they_had_under_the_redis_sentinel(release:
     deployment = deploy_with(stack, passwordGeneration="2") if release != stack else deployed(stack)
     for resource in custom_resources(deployment):
         if (resource.type, resource.name) in OWNERS[TLS_ROLE] | OWNERS[MONITORING_ROLE] | {
-            ROLLED_NETPOL
+            ROLLED_NETPOL,
+            *ROLLOUT,
         }:
             continue  # created after the split: never under the RedisSentinel
         registration = deployment.registrations[(resource.type, resource.name)]
@@ -736,12 +755,19 @@ def test_workloads_wait_for_what_they_read(stack: str) -> None:
         (ESC, "redis-esc"),
     }
     # Changed only once the pods have rolled: the pods of the previous spec keep their ports.
-    assert waits_for(*ROLLED_NETPOL) == {(STS, "redis")}
+    assert waits_for(*ROLLED_NETPOL) == {ROLLOUT_JOB}
+    assert waits_for(*ROLLOUT_JOB) == {(STS, "redis"), (ROLE_BINDING, "redis-roller")}
+    assert waits_for(ROLE_BINDING, "redis-roller") == namespace | {
+        (SERVICE_ACCOUNT, "redis-roller"),
+        (ROLE, "redis-roller"),
+    }
     for resource in custom_resources(deployment):
         if (resource.type, resource.name) not in unscoped | {
             (STS, "redis"),
             (DEPLOYMENT, "redis-proxy"),
             ROLLED_NETPOL,
+            ROLLOUT_JOB,
+            (ROLE_BINDING, "redis-roller"),
         }:
             assert waits_for(resource.type, resource.name) == namespace, resource.name
 

@@ -29,6 +29,7 @@ from components.proxy import (
     render_haproxy_cfg,
 )
 from components.revocation import REVOKE_ROLES_ENV
+from components.rollout import NAMESPACE_ENV
 from components.settings import load_settings
 from tests.harness import FAKE_PASSWORD, REPO, stack_config
 
@@ -36,6 +37,7 @@ SCRIPTS = REPO / "components" / "scripts"
 ALLOWED_COMMANDS = {
     # POSIX sh built-ins and keywords the scripts use
     "set",
+    "trap",
     "exec",
     "exit",
     "return",
@@ -63,6 +65,8 @@ ALLOWED_COMMANDS = {
     "redis-server",
     "redis-sentinel",
     "redis-cli",
+    # the rolling-update Job's API client
+    "kubectl",
     # coreutils and the POSIX utilities every Redis image has
     "date",
     "sleep",
@@ -143,6 +147,7 @@ def test_constants_file_defines_every_constant_the_scripts_read() -> None:
         "REVISION",
         PREVIOUS_APPLICATION_ENV,
         REVOKE_ROLES_ENV,
+        NAMESPACE_ENV,
         *(credential.env for credential in CREDENTIALS),
     }
     for name in SCRIPT_NAMES:
