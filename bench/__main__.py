@@ -36,7 +36,7 @@ from redistest.deployment import (
     start_cluster,
 )
 from redistest.engines import ENGINE_IMAGE_KEYS, default_engine, engine_config, engine_overrides
-from redistest.health import config_epoch, restarted_pods, wait_healthy
+from redistest.health import config_epoch, move_master_to, restarted_pods, wait_healthy
 from redistest.kube import CLIENT_POD, Kube, cpu_throttling
 from redistest.migration import migrate_under_load
 from redistest.monitoring import deploy_prometheus, stack_settings
@@ -479,11 +479,15 @@ class Bench:
         original = config_value(kube, wait_healthy(kube), "maxmemory-policy")
 
         def once(index: int) -> dict[str, Any]:
+            highest = max(kube.redis_pods(), key=lambda pod: int(pod.rsplit("-", 1)[1]))
+            if index % 2 == 1 and wait_healthy(kube) != highest:
+                # Every other run starts from the master on the highest ordinal, the one the
+                # StatefulSet controller's own order updated first (two switchovers).
+                move_master_to(kube, highest)
             master_before = wait_healthy(kube)
             current = config_value(kube, master_before, "maxmemory-policy")
             target = POLICIES[1] if current == POLICIES[0] else POLICIES[0]
             epoch_before = config_epoch(kube, master_before)
-            highest = f"{master_before.rsplit('-', 1)[0]}-{len(kube.redis_pods()) - 1}"
             prefix = f"bench-rolling-{index}-{int(time.time())}"
             writer = start_writer(kube, self.url, prefix, ROLLING_WRITER_SECONDS)
             try:

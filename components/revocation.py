@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .conf import revision_config_map
 from .credentials import ADMIN, APPLICATION, INTERNAL_CREDENTIALS, Credential
 from .naming import Names, common_labels, image_version
 from .pod_constants import SCRIPTS_MOUNT, TMP_MOUNT
@@ -29,6 +28,7 @@ from .workload import (
     REDIS_UID,
     Json,
     field_env,
+    job_scripts_volume,
     pod_security,
     restricted_container_security,
     secret_env,
@@ -126,10 +126,7 @@ def revocation_job_spec(settings: RedisSettings, names: Names, revoked: RevokedP
                     }
                 ],
                 "volumes": [
-                    {
-                        "name": "scripts",
-                        "configMap": {"name": revision_config_map(settings), "defaultMode": 0o555},
-                    },
+                    job_scripts_volume(settings),
                     {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
                     *tls_volumes(settings, names),
                 ],

@@ -20,7 +20,6 @@ import hashlib
 import json
 from typing import Any
 
-from .conf import revision_config_map
 from .credentials import ADMIN
 from .naming import Names, common_labels, image_version
 from .pod_constants import ROLL_DIR, SCRIPTS_MOUNT, TMP_MOUNT, roll_deadline_seconds
@@ -29,6 +28,7 @@ from .workload import (
     REDIS_UID,
     Json,
     field_env,
+    job_scripts_volume,
     pod_security,
     restricted_container_security,
     secret_env,
@@ -183,10 +183,7 @@ def rollout_job_spec(settings: RedisSettings, names: Names) -> Json:
                     },
                 ],
                 "volumes": [
-                    {
-                        "name": "scripts",
-                        "configMap": {"name": revision_config_map(settings), "defaultMode": 0o555},
-                    },
+                    job_scripts_volume(settings),
                     {"name": "roll", "emptyDir": {"sizeLimit": "1Mi"}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
                     api_token_volume(),

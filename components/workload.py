@@ -138,6 +138,15 @@ def tls_mounts(settings: RedisSettings) -> list[Json]:
     return [{"name": "tls", "mountPath": TLS_MOUNT, "readOnly": True}]
 
 
+def job_scripts_volume(settings: RedisSettings) -> Json:
+    """The ``scripts`` volume of a Job's pod: the current revision's ConfigMap, every file
+    executable (the scripts and ``constants.sh``)."""
+    return {
+        "name": "scripts",
+        "configMap": {"name": revision_config_map(settings), "defaultMode": 0o555},
+    }
+
+
 def tls_volumes(settings: RedisSettings, names: Names) -> list[Json]:
     """The certificate Secret as a volume readable by the pod's group, with TLS on. The kubelet
     swaps its files in one step when cert-manager renews the certificate."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 
 from .kube import Kube
 from .wait import wait_until
@@ -136,3 +137,28 @@ def wait_no_sentinel_spins(kube: Kube, timeout: float = 90) -> None:
         return True
 
     wait_until(calm, timeout=timeout, message="no Sentinel spinning at its CPU limit")
+
+
+PRIORITY_REFRESH_SECONDS = 2
+"""Time for every Sentinel's next INFO of each replica (once a second) to see its priority."""
+
+
+def move_master_to(kube: Kube, target: str, timeout: float = 120) -> None:
+    """Makes ``target`` the master before a measurement: a Sentinel failover while every other
+    server has ``replica-priority 0`` (never promoted), which then gets its own value back."""
+    others = [pod for pod in kube.redis_pods() if pod != target]
+    saved = {
+        pod: kube.redis(pod, "CONFIG", "GET", "replica-priority").split()[-1] for pod in others
+    }
+    try:
+        for pod in others:
+            kube.redis(pod, "CONFIG", "SET", "replica-priority", "0")
+        time.sleep(PRIORITY_REFRESH_SECONDS)
+        kube.sentinel(target, "SENTINEL", "FAILOVER", "mymaster")
+        wait_until(
+            lambda: healthy(kube, len(others) + 1) == target, timeout, f"{target} the master"
+        )
+    finally:
+        for pod, priority in saved.items():
+            kube.redis(pod, "CONFIG", "SET", "replica-priority", priority)
+    time.sleep(PRIORITY_REFRESH_SECONDS)
