@@ -86,7 +86,9 @@ def test_destroy_leaves_nothing_in_a_namespace_it_does_not_own(
 ) -> None:
     result: Destroyed = destroyed[policy]
     assert result.claims_before == CLAIMS
-    assert len(result.pods_before) == 5, result.pods_before  # 3 Redis, 2 proxies
+    # 3 Redis, 2 proxies and the rolling-update Job's finished pod.
+    assert len(result.pods_before) == 6, result.pods_before
+    assert sum("/redis-roll-" in pod for pod in result.pods_before) == 1, result.pods_before
     assert result.left == []
     if policy == "Delete":
         assert result.claims_terminating == {}
